@@ -1,0 +1,46 @@
+/* tests/unit/testutil.h: the few macros every unit test program shares.
+ *
+ * CHECK(cond, fmt, ...) records a pass or a failure (with file:line and the message) and goes on;
+ * REQUIRE(cond, ...) also returns from main's test function on failure. TEST_SUMMARY() prints the
+ * closing line CI reads ("N passed, N failed") and returns the exit code. Single-threaded. */
+#ifndef S3V_TESTUTIL_H
+#define S3V_TESTUTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int tu_passed, tu_failed;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            tu_passed++;                                                                           \
+        } else {                                                                                   \
+            tu_failed++;                                                                           \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+#define REQUIRE(cond, ...)                                                                         \
+    do {                                                                                           \
+        int tu_ok_ = (cond);                                                                       \
+        CHECK(tu_ok_, __VA_ARGS__);                                                                \
+        if (!tu_ok_) return;                                                                       \
+    } while (0)
+
+#define TEST_SUMMARY()                                                                             \
+    (printf("%d passed, %d failed\n", tu_passed, tu_failed), tu_failed ? 1 : 0)
+
+/* Directory of the shared data (../shared/data beside the repository), or NULL. */
+static inline const char *tu_shared_data_dir(void)
+{
+    static char path[4096];
+    const char *s = getenv("S3VEC_SHARED_DIR");
+    if (!s) return NULL;
+    snprintf(path, sizeof path, "%s/data", s);
+    return path;
+}
+
+#endif
