@@ -1,0 +1,946 @@
+#!/usr/bin/env python3
+"""A local AWS Lambda for custom runtimes: the Runtime API (2018-06-01) plus the Invoke API.
+
+Behaves like AWS's Runtime Interface Emulator (RIE) on a laptop without Docker: it starts the
+function's ``bootstrap`` with the Lambda environment, serves the Runtime API the bootstrap polls, and
+exposes ``POST /2015-03-31/functions/<name>/invocations`` for callers (curl, boto3's lambda client,
+http_front.py). Standard library only (Python 3.11).
+
+Model. One *sandbox* = one bootstrap process = one invocation at a time. ``--concurrency N`` runs N
+sandboxes; invocations wait in one FIFO queue and each sandbox's worker thread takes the next one.
+A sandbox is started lazily (on the first invocation, like Lambda's cold start) unless
+``--eager-init``. Lambda's limits are enforced: 6 MB request (6291456 bytes) and response
+(6291556 bytes) payloads, the function timeout (the process group is killed and the next invocation
+gets a new process, as Lambda resets the sandbox), the init timeout (then one "suppressed" init inside
+the invocation's own timeout, as Lambda does), a runtime that exits mid-invocation or between
+invocations (Runtime.ExitError; restarted on the next invocation).
+
+Observability. A Lambda-style log (START/END/REPORT lines, the bootstrap's stdout/stderr prefixed with
+``[bootstrap]``) goes to stderr or --log-file, and ``GET /_emulator/stats`` returns per-invocation
+timings (queue wait, init, time from handing the event on /next to receiving the response), restart
+counts and the child's memory, for tests and benchmarks. ``POST /_emulator/stats/reset`` clears the
+invocation list.
+
+Threading: one HTTP thread per connection; one worker thread per sandbox; each bootstrap has reader
+threads for stdout/stderr and a waiter thread. All sandbox state is guarded by the sandbox's Condition.
+"""
+
+import argparse
+import base64
+import binascii
+import collections
+import ctypes
+import datetime
+import json
+import math
+import os
+import queue
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import uuid
+from urllib.parse import unquote, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from localhttp import BodyError, BodyTooLarge, BoundedHandler, LocalServer  # noqa: E402
+
+RUNTIME_PREFIX = "/2018-06-01/runtime/"
+INVOKE_PREFIX = "/2015-03-31/functions/"
+
+MAX_RESPONSE_SIZE = 6 * 1024 * 1024 + 100  # what the Runtime API accepts from the runtime
+MAX_SYNC_PAYLOAD = 6 * 1024 * 1024  # Invoke, RequestResponse
+MAX_ASYNC_PAYLOAD = 1024 * 1024  # Invoke, Event
+MAX_CLIENT_CONTEXT = 3583  # bytes of base64 in X-Amz-Client-Context
+MAX_LOG_LINE = 256 * 1024  # longer child output lines are split
+LOG_TAIL_SIZE = 4096  # X-Amz-Log-Result carries the last 4 KB
+STATS_KEEP = 10000  # invocations remembered by /_emulator/stats
+DEFAULT_ACCOUNT = "123456789012"
+LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+PASS_THROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE")
+PASS_THROUGH_PREFIXES = ("AWS_ENDPOINT_URL",)
+
+_LIBC = None
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    pass
+
+
+def _die_with_parent():
+    """preexec_fn: SIGKILL the bootstrap if the emulator thread that spawned it dies."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _now_ms():
+    return time.perf_counter() * 1000.0
+
+
+def _error_json(error_type, message):
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+def _exit_reason(returncode):
+    """Format a process exit like Lambda does ("exit status 1", "signal: killed")."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        name = signal.strsignal(-returncode) or f"signal {-returncode}"
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"signal: {name.lower()}"
+
+
+def _read_proc_status(pid):
+    """(VmRSS kB, VmHWM kB) of a live process, or (None, None)."""
+    rss = hwm = None
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith(b"VmHWM:"):
+                    hwm = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, hwm
+
+
+def _trace_id():
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+
+
+class Invocation:
+    """One call of the function. Result fields are written once, under the owning sandbox's lock,
+    by whoever finishes it (response/error handler, exit watcher, worker on timeout)."""
+
+    def __init__(self, payload, function_arn, trace_id, client_context, cognito_identity, tenant_id,
+                 want_log, kind):
+        self.request_id = str(uuid.uuid4())
+        self.invocation_id = str(uuid.uuid4())
+        self.payload = payload
+        self.function_arn = function_arn
+        self.trace_id = trace_id
+        self.client_context = client_context
+        self.cognito_identity = cognito_identity
+        self.tenant_id = tenant_id
+        self.kind = kind  # RequestResponse | Event
+        self.log = bytearray() if want_log else None
+        self.t_received = _now_ms()
+        self.t_dequeued = None
+        self.t_dispatched = None
+        self.t_handed = None
+        self.t_responded = None
+        self.epoch_handed = None
+        self.epoch_responded = None
+        self.deadline = None  # perf_counter ms
+        self.deadline_epoch_ms = None
+        self.sandbox = None
+        self.pid = None
+        self.cold = False
+        self.init_ms = None
+        self.done = False
+        self.status = None  # ok | error | timeout | exit | oversize | init_error | shutdown
+        self.body = b""
+        self.function_error = False
+        self.error_type = None
+        self.max_memory_kb = None
+        self.finished = threading.Event()
+
+    def add_log(self, text):
+        if self.log is not None:
+            self.log += text.encode("utf-8", "replace") + b"\n"
+            if len(self.log) > 4 * LOG_TAIL_SIZE:
+                del self.log[: len(self.log) - LOG_TAIL_SIZE]
+
+
+class Sandbox:
+    """One bootstrap process and its Runtime API state.
+
+    States: ``stopped`` (no process), ``init`` (process started, has not called /next yet),
+    ``ready`` (initialised; an invocation may be pending or current). ``pending`` is an invocation
+    assigned to this sandbox but not yet taken by /next; ``current`` one handed out on /next and not
+    yet answered.
+    """
+
+    def __init__(self, emu, index):
+        self.emu = emu
+        self.index = index
+        self.label = "bootstrap" if emu.concurrency == 1 else f"bootstrap#{index}"
+        self.cond = threading.Condition()
+        self.state = "stopped"
+        self.gen = 0
+        self.proc = None
+        self.pid = None
+        self.t_spawn = None
+        self.init_ms = None
+        self.init_error = None  # (error type, body) posted to /init/error by the current process
+        self.exit_reason = None
+        self.pending = None
+        self.current = None
+        self.cold = False
+        self.starts = 0
+        self.exits = 0
+        self.timeouts = 0
+        self.served = 0
+        self.last_hwm_kb = None
+        self.runtime_api = None  # "127.0.0.1:port", set by the emulator
+        self.worker = threading.Thread(target=self._run, name=f"sandbox-{index}", daemon=True)
+
+    # ----- process lifecycle (all *_locked methods run with self.cond held) -----
+
+    def _spawn_locked(self):
+        emu = self.emu
+        env = emu.child_env(self.runtime_api)
+        argv = [emu.bootstrap] + emu.bootstrap_args
+        self.gen += 1
+        gen = self.gen
+        self.init_error = None
+        self.exit_reason = None
+        self.init_ms = None
+        self.last_hwm_kb = None
+        t0 = _now_ms()
+        try:
+            proc = subprocess.Popen(argv, cwd=emu.task_root, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
+        except OSError as e:
+            self.state = "stopped"
+            self.exit_reason = f"fork/exec {emu.bootstrap}: {e.strerror or e}"
+            emu.log(f"[emulator] cannot start {emu.bootstrap}: {e}")
+            return False
+        self.proc = proc
+        self.pid = proc.pid
+        self.t_spawn = t0
+        self.state = "init"
+        self.cold = True
+        self.starts += 1
+        if self.starts > 1:
+            emu.log(f"[emulator] {self.label}: starting a new runtime process (start #{self.starts})")
+        for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+            threading.Thread(target=self._pump, args=(stream,), name=f"{self.label}-{name}",
+                             daemon=True).start()
+        threading.Thread(target=self._watch, args=(proc, gen), name=f"{self.label}-wait",
+                         daemon=True).start()
+        return True
+
+    def _kill_locked(self, reason, graceful=False):
+        """Stop the process group (SIGKILL; SIGTERM first when graceful) and mark the sandbox
+        stopped. The exit watcher then ignores this process."""
+        proc = self.proc
+        self.state = "stopped"
+        self.exit_reason = reason
+        if proc is None:
+            return
+        rss, hwm = _read_proc_status(proc.pid)
+        if hwm is not None:
+            self.last_hwm_kb = hwm
+        if graceful and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=0.5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.emu.log(f"[emulator] {self.label}: pid {proc.pid} did not die after SIGKILL")
+        self.cond.notify_all()
+
+    def _pump(self, stream):
+        try:
+            for raw in iter(lambda: stream.readline(MAX_LOG_LINE), b""):
+                line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+                self.emu.log(f"[{self.label}] {line}")
+                inv = self.current or self.pending
+                if inv is not None:
+                    inv.add_log(line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def _watch(self, proc, gen):
+        rc = proc.wait()
+        with self.cond:
+            if gen != self.gen or self.state == "stopped":
+                return  # killed on purpose, already handled
+            reason = _exit_reason(rc)
+            self.state = "stopped"
+            self.exit_reason = reason
+            self.exits += 1
+            inv = self.current or self.pending
+            self.current = self.pending = None
+            if inv is not None and not inv.done:
+                self._finish_locked(inv, "exit", _error_json(
+                    "Runtime.ExitError", f"RequestId: {inv.request_id} Error: Runtime exited with error: {reason}"),
+                    "Runtime.ExitError")
+            self.cond.notify_all()
+        self.emu.log(f"[emulator] {self.label}: runtime process {proc.pid} exited ({reason})")
+
+    def _finish_locked(self, inv, status, body, error_type=None):
+        inv.done = True
+        inv.status = status
+        inv.body = body
+        inv.function_error = status != "ok"
+        inv.error_type = error_type
+        inv.t_responded = _now_ms()
+        inv.epoch_responded = time.time()
+        self.cond.notify_all()
+
+    def _wait_locked(self, predicate, deadline):
+        while not predicate():
+            remaining = (deadline - _now_ms()) / 1000.0
+            if remaining <= 0 or self.emu.stopping:
+                return predicate()
+            self.cond.wait(remaining)
+        return True
+
+    # ----- the worker: one invocation at a time -----
+
+    def _run(self):
+        if self.emu.eager_init:
+            with self.cond:
+                self._spawn_locked()
+        while True:
+            inv = self.emu.queue.get()
+            if inv is None:
+                return
+            try:
+                self._serve(inv)
+            except Exception:  # keep the sandbox alive; the caller gets a service error
+                self.emu.log("[emulator] internal error:\n" + traceback.format_exc())
+                with self.cond:
+                    if not inv.done:
+                        self._finish_locked(inv, "exit", _error_json("ServiceException", "emulator internal error"),
+                                            "ServiceException")
+                    self._kill_locked("internal error")
+            self._complete(inv)
+
+    def _serve(self, inv):
+        emu = self.emu
+        inv.t_dequeued = _now_ms()
+        inv.sandbox = self.index
+        with self.cond:
+            if emu.stopping:
+                self._finish_locked(inv, "shutdown", b"", "Shutdown")
+                return
+            if self.state == "stopped" and not self._spawn_locked():
+                self._finish_locked(inv, "exit", _error_json(
+                    "Runtime.InvalidEntrypoint", f"RequestId: {inv.request_id} Error: {self.exit_reason}"),
+                    "Runtime.InvalidEntrypoint")
+                return
+            inv.pid = self.pid
+            if self.state == "init":
+                self._wait_locked(lambda: self.state != "init", self.t_spawn + emu.init_timeout * 1000.0)
+                if emu.stopping:
+                    self._finish_locked(inv, "shutdown", b"", "Shutdown")
+                    return
+                if self.state == "init":
+                    # Lambda's init phase is over: it logs the timeout, resets the sandbox and runs
+                    # init again inside the invocation, within the function timeout.
+                    emu.log(f"INIT_REPORT Init Duration: {emu.init_timeout * 1000.0:.2f} ms\tPhase: init\t"
+                            f"Status: timeout")
+                    self._kill_locked("init timeout")
+                    inv.deadline = _now_ms() + emu.timeout * 1000.0
+                    if not self._spawn_locked():
+                        self._finish_locked(inv, "exit", _error_json(
+                            "Runtime.InvalidEntrypoint", f"RequestId: {inv.request_id} Error: {self.exit_reason}"),
+                            "Runtime.InvalidEntrypoint")
+                        return
+                    inv.pid = self.pid
+                    self._wait_locked(lambda: self.state != "init", inv.deadline)
+                    if emu.stopping:
+                        self._finish_locked(inv, "shutdown", b"", "Shutdown")
+                        return
+                    if self.state == "init":
+                        self._timeout_locked(inv)
+                        return
+            if self.state == "stopped":
+                if self.init_error is not None:
+                    error_type, body = self.init_error
+                    emu.log(f"INIT_REPORT Init Duration: {(_now_ms() - self.t_spawn):.2f} ms\tPhase: init\t"
+                            f"Status: error\tError Type: {error_type}")
+                    self._finish_locked(inv, "init_error", body, error_type)
+                else:
+                    emu.log(f"INIT_REPORT Init Duration: {(_now_ms() - self.t_spawn):.2f} ms\tPhase: init\t"
+                            f"Status: error\tError Type: Runtime.ExitError")
+                    self._finish_locked(inv, "exit", _error_json(
+                        "Runtime.ExitError",
+                        f"RequestId: {inv.request_id} Error: Runtime exited with error: {self.exit_reason}"),
+                        "Runtime.ExitError")
+                return
+            # Ready: hand the invocation to the runtime's /next.
+            inv.cold = self.cold
+            if self.cold:
+                inv.init_ms = self.init_ms
+            self.cold = False
+            if inv.deadline is None:
+                inv.deadline = _now_ms() + emu.timeout * 1000.0
+            inv.deadline_epoch_ms = int(time.time() * 1000 + (inv.deadline - _now_ms()))
+            inv.t_dispatched = _now_ms()
+            self.served += 1
+            start = f"START RequestId: {inv.request_id} Version: $LATEST"
+            inv.add_log(start)
+            emu.log(start)
+            self.pending = inv
+            self.cond.notify_all()
+            self._wait_locked(lambda: inv.done, inv.deadline)
+            if not inv.done:
+                if emu.stopping:
+                    self.pending = self.current = None
+                    self._finish_locked(inv, "shutdown", b"", "Shutdown")
+                else:
+                    self._timeout_locked(inv)
+
+    def _timeout_locked(self, inv):
+        self.timeouts += 1
+        msg = f"Task timed out after {self.emu.timeout:.2f} seconds"
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        line = f"{stamp} {inv.request_id} {msg}"
+        inv.add_log(line)
+        self.emu.log(line)
+        self.pending = self.current = None
+        self._kill_locked("timeout")
+        self._finish_locked(inv, "timeout", _error_json("Sandbox.Timedout", f"RequestId: {inv.request_id} Error: {msg}"),
+                            "Sandbox.Timedout")
+
+    def _complete(self, inv):
+        """Record the invocation, release the caller, then write END/REPORT."""
+        t_end = _now_ms()
+        if inv.t_responded is None:
+            inv.t_responded = t_end
+        if self.pid is not None and self.state != "stopped":
+            _, hwm = _read_proc_status(self.pid)
+            if hwm is not None:
+                self.last_hwm_kb = hwm
+        inv.max_memory_kb = self.last_hwm_kb
+        lines = []
+        if inv.t_dispatched is not None:
+            start = inv.t_handed if inv.t_handed is not None else inv.t_dispatched
+            duration = max(0.0, inv.t_responded - start)
+            billed = math.ceil(duration + (inv.init_ms or 0.0) if inv.cold else duration)
+            used = math.ceil(inv.max_memory_kb / 1024) if inv.max_memory_kb else 0
+            report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
+                      f"{max(1, billed)} ms\tMemory Size: {self.emu.memory} MB\tMax Memory Used: {used} MB")
+            if inv.cold and inv.init_ms is not None:
+                report += f"\tInit Duration: {inv.init_ms:.2f} ms"
+            if inv.status not in ("ok", "error"):
+                report += f"\tStatus: {inv.status}"
+            lines = [f"END RequestId: {inv.request_id}", report]
+            for line in lines:
+                inv.add_log(line)
+        self.emu.record(inv, t_end)
+        inv.finished.set()
+        for line in lines:
+            self.emu.log(line)
+
+    # ----- Runtime API handlers (called on HTTP threads) -----
+
+    def api_next(self, h):
+        t_arrive = _now_ms()
+        with self.cond:
+            if self.state == "stopped":
+                h.close_connection = True
+                h.send_json(500, {"errorMessage": "runtime is being reset", "errorType": "InternalServerError"})
+                return
+            if self.current is not None:
+                h.send_json(403, _transition_error("Invoke", "Ready"))
+                return
+            gen = self.gen
+            if self.state == "init":
+                self.state = "ready"
+                self.init_ms = t_arrive - self.t_spawn
+                self.cond.notify_all()
+            while self.pending is None:
+                if self.gen != gen or self.state == "stopped" or self.emu.stopping:
+                    h.close_connection = True
+                    return
+                self.cond.wait(0.25)
+                if self.pending is None and h.peer_closed():
+                    h.close_connection = True
+                    return
+            if h.peer_closed():
+                # A request left behind by a process that has died; do not hand it the event.
+                h.close_connection = True
+                return
+            inv = self.pending
+            self.pending = None
+            self.current = inv
+            inv.t_handed = _now_ms()
+            inv.epoch_handed = time.time()
+        headers = [("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+                   ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_epoch_ms)),
+                   ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
+                   ("Lambda-Runtime-Trace-Id", inv.trace_id),
+                   ("Lambda-Runtime-Invocation-Id", inv.invocation_id)]
+        if inv.client_context is not None:
+            headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
+        if inv.cognito_identity is not None:
+            headers.append(("Lambda-Runtime-Cognito-Identity", inv.cognito_identity))
+        if inv.tenant_id is not None:
+            headers.append(("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id))
+        try:
+            h.send_bytes(200, inv.payload, headers, "application/json")
+        except OSError as e:
+            self.emu.log(f"[emulator] {self.label}: could not hand {inv.request_id} to the runtime: {e}")
+
+    def _check_current_locked(self, h, request_id, transition):
+        """Validate a response/error post; send the error reply and return None when invalid."""
+        inv = self.current
+        if inv is None or self.state != "ready":
+            state = "Init" if self.state == "init" else "Ready"
+            h.send_json(403, _transition_error(state, transition))
+            return None
+        if request_id != inv.request_id:
+            h.send_json(400, {"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"})
+            return None
+        echoed = h.headers.get("Lambda-Runtime-Invocation-Id")
+        if echoed is not None and echoed != inv.invocation_id:
+            h.send_json(410, {"errorMessage": "Invocation ID does not match the current invocation",
+                              "errorType": "ErrorRuntimeInvokeTimeout"})
+            return None
+        return inv
+
+    def api_post(self, h, request_id, is_error):
+        too_large = None
+        try:
+            body = h.read_body(MAX_RESPONSE_SIZE)
+        except BodyTooLarge as e:
+            body, too_large = None, e
+        except BodyError as e:
+            h.send_json(400, {"errorMessage": str(e), "errorType": "InvalidRequest"})
+            return
+        with self.cond:
+            inv = self._check_current_locked(h, request_id, "InvocationErrorResponse" if is_error
+                                             else "InvocationResponse")
+            if inv is None:
+                return
+            self.current = None
+            if too_large is not None:
+                size = too_large.size
+                self._finish_locked(inv, "oversize", _error_json(
+                    "Function.ResponseSizeTooLarge",
+                    f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+                    f"({MAX_RESPONSE_SIZE} bytes)."), "Function.ResponseSizeTooLarge")
+            elif is_error:
+                error_type = h.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
+                if not body:
+                    body = _error_json(error_type, "Unknown application error occurred")
+                self._finish_locked(inv, "error", body, error_type)
+            else:
+                self._finish_locked(inv, "ok", body)
+        if too_large is not None:
+            h.send_json(413, {"errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_SIZE} bytes).",
+                              "errorType": "RequestEntityTooLarge"})
+        else:
+            h.send_json(202, {"status": "OK"})
+
+    def api_init_error(self, h):
+        try:
+            body = h.read_body(MAX_RESPONSE_SIZE)
+        except (BodyTooLarge, BodyError):
+            body = b""
+        with self.cond:
+            if self.state != "init":
+                h.send_json(403, _transition_error("Ready", "InitError"))
+                return
+            error_type = h.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
+            if not body:
+                body = _error_json(error_type, "Unknown application error occurred")
+            self.init_error = (error_type, body)
+        h.send_json(202, {"status": "OK"})
+        self.emu.log(f"[emulator] {self.label}: runtime reported an init error ({error_type})")
+        with self.cond:
+            if self.state == "init":
+                self._kill_locked("init error")
+
+    def snapshot(self):
+        with self.cond:
+            pid = self.pid if self.state != "stopped" else None
+            rss = hwm = None
+            if pid is not None:
+                rss, hwm = _read_proc_status(pid)
+            return {"index": self.index, "runtime_api": self.runtime_api, "state": self.state, "pid": pid,
+                    "starts": self.starts, "restarts": max(0, self.starts - 1), "exits": self.exits,
+                    "timeouts": self.timeouts, "invocations": self.served, "init_ms": self.init_ms,
+                    "rss_kb": rss, "hwm_kb": hwm if hwm is not None else self.last_hwm_kb,
+                    "last_exit": self.exit_reason}
+
+
+def _transition_error(src, dst):
+    return {"errorMessage": f"State transition from {src} to {dst} failed for runtime. "
+                            f"Error: State transition is not allowed",
+            "errorType": "InvalidStateTransition"}
+
+
+def _lambda_error(h, status, error_type, message, extra=None):
+    body = {"Type": "User", "message": message}
+    if extra:
+        body.update(extra)
+    h.send_json(status, body, [("x-amzn-ErrorType", error_type)])
+
+
+class Emulator:
+    """The whole local Lambda: sandboxes, invocation queue, HTTP servers. Use start()/stop()."""
+
+    def __init__(self, args):
+        self.bootstrap = os.path.abspath(args.bootstrap)
+        self.bootstrap_args = list(args.bootstrap_arg or [])
+        self.task_root = os.path.abspath(args.task_root or os.path.dirname(self.bootstrap))
+        self.runtime_dir = os.path.abspath(args.runtime_dir or self.task_root)
+        self.function_name = args.function_name
+        self.handler = args.handler
+        self.memory = args.memory
+        self.timeout = args.timeout
+        self.init_timeout = args.init_timeout
+        self.concurrency = max(1, args.concurrency)
+        self.eager_init = args.eager_init
+        self.region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.account = args.account
+        self.execution_env = args.execution_env
+        self.extra_env = {}
+        for item in args.env or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise SystemExit(f"--env expects K=V, got {item!r}")
+            self.extra_env[key] = value
+        self.pass_env = list(args.pass_env or [])
+        self.function_arn = f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function_name}"
+        self.queue = queue.Queue(maxsize=args.max_queue)
+        self.stopping = False
+        self._log_lock = threading.Lock()
+        self._log_file = open(args.log_file, "a", encoding="utf-8") if args.log_file else None
+        self._stats_lock = threading.Lock()
+        self._stats = collections.deque(maxlen=STATS_KEEP)
+        self._counts = collections.Counter()
+        self.sandboxes = [Sandbox(self, i) for i in range(self.concurrency)]
+        self.servers = []
+        self.port = args.port
+
+    # ----- environment of the bootstrap -----
+
+    def child_env(self, runtime_api):
+        day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y/%m/%d")
+        task, rt = self.task_root, self.runtime_dir
+        env = {
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "LAMBDA_TASK_ROOT": task,
+            "LAMBDA_RUNTIME_DIR": rt,
+            "_HANDLER": self.handler,
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": LAMBDA_PATH,
+            "LD_LIBRARY_PATH": f"/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib:/opt/lib",
+        }
+        if self.execution_env:
+            env["AWS_EXECUTION_ENV"] = self.execution_env
+        for key, value in os.environ.items():
+            if key in PASS_THROUGH or key.startswith(PASS_THROUGH_PREFIXES) or key in self.pass_env:
+                env[key] = value
+        env.update(self.extra_env)
+        return env
+
+    # ----- logging and stats -----
+
+    def log(self, line):
+        with self._log_lock:
+            out = self._log_file or sys.stderr
+            try:
+                out.write(line + "\n")
+                out.flush()
+            except (OSError, ValueError):
+                pass
+
+    def record(self, inv, t_end):
+        def ms(a, b):
+            return round(b - a, 3) if a is not None and b is not None else None
+
+        entry = {
+            "request_id": inv.request_id, "kind": inv.kind, "status": inv.status, "error_type": inv.error_type,
+            "sandbox": inv.sandbox, "pid": inv.pid, "cold": inv.cold,
+            "init_ms": round(inv.init_ms, 3) if inv.init_ms is not None else None,
+            "queued_ms": ms(inv.t_received, inv.t_dequeued),
+            "ready_wait_ms": ms(inv.t_dequeued, inv.t_dispatched),
+            "runtime_ms": ms(inv.t_handed, inv.t_responded) if inv.t_handed is not None else None,
+            "total_ms": ms(inv.t_received, t_end),
+            "handed_epoch": inv.epoch_handed, "responded_epoch": inv.epoch_responded,
+            "request_size": len(inv.payload), "response_size": len(inv.body),
+            "max_memory_used_kb": inv.max_memory_kb,
+        }
+        with self._stats_lock:
+            self._stats.append(entry)
+            self._counts[inv.status] += 1
+
+    def stats(self):
+        with self._stats_lock:
+            invocations = list(self._stats)
+            counts = dict(self._counts)
+        sandboxes = [s.snapshot() for s in self.sandboxes]
+        return {"function_name": self.function_name, "function_arn": self.function_arn, "memory_mb": self.memory,
+                "timeout_s": self.timeout, "init_timeout_s": self.init_timeout, "concurrency": self.concurrency,
+                "queued": self.queue.qsize(), "counts": counts,
+                "restarts": sum(s["restarts"] for s in sandboxes), "sandboxes": sandboxes,
+                "invocations": invocations}
+
+    def reset_stats(self):
+        with self._stats_lock:
+            self._stats.clear()
+            self._counts.clear()
+
+    # ----- Invoke API -----
+
+    def _function_matches(self, name):
+        """Accept "function" (the RIE's name), the function's name or ARN, with an optional qualifier."""
+        name = unquote(name)
+        known = ("function", self.function_name, self.function_arn)
+        if name in known:
+            return True
+        base, sep, _ = name.rpartition(":")
+        return bool(sep) and base in known
+
+    def invoke(self, h, name, query):
+        if not self._function_matches(name):
+            h.close_connection = True  # the body is not read; do not reuse the connection
+            _lambda_error(h, 404, "ResourceNotFoundException",
+                          f"Function not found: arn:aws:lambda:{self.region}:{self.account}:function:{unquote(name)}")
+            return
+        kind = h.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind not in ("RequestResponse", "Event", "DryRun"):
+            h.close_connection = True
+            _lambda_error(h, 400, "InvalidParameterValueException", f"Unsupported invocation type: {kind}")
+            return
+        limit = MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD
+        try:
+            payload = h.read_body(limit)
+        except BodyTooLarge:
+            _lambda_error(h, 413, "RequestEntityTooLargeException",
+                          f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+            return
+        except BodyError as e:
+            _lambda_error(h, 400, "InvalidRequestContentException", str(e))
+            return
+        if not payload.strip():
+            payload = b"{}"
+        else:
+            try:
+                json.loads(payload)
+            except (ValueError, UnicodeDecodeError) as e:
+                _lambda_error(h, 400, "InvalidRequestContentException",
+                              f"Could not parse request body into json: Could not parse payload into json: {e}")
+                return
+        if kind == "DryRun":
+            h.send_bytes(204, b"", [("X-Amzn-Requestid", str(uuid.uuid4()))])
+            return
+        client_context = None
+        raw_cc = h.headers.get("X-Amz-Client-Context")
+        if raw_cc:
+            try:
+                if len(raw_cc) > MAX_CLIENT_CONTEXT:
+                    raise ValueError("too long")
+                client_context = base64.b64decode(raw_cc, validate=True).decode()
+                json.loads(client_context)
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                _lambda_error(h, 400, "InvalidRequestContentException",
+                              "Client context must be a valid Base64-encoded JSON object.")
+                return
+        qualifier = unquote(query.get("Qualifier", "")) or None
+        arn = self.function_arn + (f":{qualifier}" if qualifier else "")
+        inv = Invocation(payload, arn, h.headers.get("X-Amzn-Trace-Id") or _trace_id(), client_context,
+                         h.headers.get("X-Emulator-Cognito-Identity"), h.headers.get("X-Amz-Tenant-Id"),
+                         h.headers.get("X-Amz-Log-Type") == "Tail", kind)
+        if self.stopping:
+            _lambda_error(h, 503, "ServiceException", "the emulator is shutting down")
+            return
+        try:
+            self.queue.put_nowait(inv)
+        except queue.Full:
+            _lambda_error(h, 429, "TooManyRequestsException", "Rate Exceeded.",
+                          {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
+            return
+        if kind == "Event":
+            h.send_bytes(202, b"", [("X-Amzn-Requestid", inv.request_id)])
+            return
+        inv.finished.wait()
+        if inv.status == "shutdown":
+            _lambda_error(h, 503, "ServiceException", "the emulator is shutting down")
+            return
+        headers = [("X-Amzn-Requestid", inv.request_id), ("X-Amz-Executed-Version", "$LATEST")]
+        if inv.function_error:
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+        if inv.log is not None:
+            headers.append(("X-Amz-Log-Result", base64.b64encode(bytes(inv.log[-LOG_TAIL_SIZE:])).decode()))
+        h.send_bytes(200, inv.body, headers, "application/json")
+
+    # ----- servers -----
+
+    def _handler_class(self, sandbox):
+        emu = self
+
+        class Handler(BoundedHandler):
+            def do_GET(self):
+                self._route()
+
+            def do_POST(self):
+                self._route()
+
+            def do_PUT(self):
+                self._route()
+
+            def do_DELETE(self):
+                self._route()
+
+            def _route(self):
+                parts = urlsplit(self.path)
+                path = parts.path
+                query = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in parts.query.split("&")
+                             if pair)
+                try:
+                    if path.startswith(RUNTIME_PREFIX):
+                        self._runtime(path[len(RUNTIME_PREFIX):])
+                    elif path.startswith(INVOKE_PREFIX) and path.endswith("/invocations") and self.command == "POST":
+                        emu.invoke(self, path[len(INVOKE_PREFIX):-len("/invocations")], query)
+                    elif path == "/_emulator/stats" and self.command == "GET":
+                        self.send_json(200, emu.stats())
+                    elif path == "/_emulator/stats/reset" and self.command == "POST":
+                        emu.reset_stats()
+                        self.send_json(200, {"status": "OK"})
+                    elif path == "/_emulator/health" and self.command == "GET":
+                        self.send_json(200, {"status": "OK"})
+                    else:
+                        self._not_found()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+            def _not_found(self):
+                self.close_connection = True
+                self.send_json(404, {"errorMessage": f"Unknown path {self.command} {self.path}",
+                                     "errorType": "NotFound"})
+
+            def _runtime(self, rest):
+                if rest == "invocation/next" and self.command == "GET":
+                    sandbox.api_next(self)
+                elif rest == "init/error" and self.command == "POST":
+                    sandbox.api_init_error(self)
+                elif rest.startswith("invocation/") and self.command == "POST":
+                    request_id, _, action = rest[len("invocation/"):].rpartition("/")
+                    if action in ("response", "error") and request_id and "/" not in request_id:
+                        sandbox.api_post(self, unquote(request_id), action == "error")
+                    else:
+                        self._not_found()
+                else:
+                    self._not_found()
+
+        return Handler
+
+    def start(self):
+        main = LocalServer(self.port, self._handler_class(self.sandboxes[0]))
+        self.servers.append(main)
+        self.port = main.port
+        self.sandboxes[0].runtime_api = f"127.0.0.1:{main.port}"
+        for sandbox in self.sandboxes[1:]:
+            server = LocalServer(0, self._handler_class(sandbox))
+            self.servers.append(server)
+            sandbox.runtime_api = f"127.0.0.1:{server.port}"
+        for server in self.servers:
+            server.start()
+        for sandbox in self.sandboxes:
+            sandbox.worker.start()
+        self.log(f"[emulator] function {self.function_name}: bootstrap {self.bootstrap}, timeout {self.timeout:g} s, "
+                 f"memory {self.memory} MB, concurrency {self.concurrency}, runtime API "
+                 + ", ".join(s.runtime_api for s in self.sandboxes))
+
+    def stop(self):
+        self.stopping = True
+        while True:  # invocations never dequeued
+            try:
+                inv = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if inv is not None:
+                inv.status = "shutdown"
+                inv.finished.set()
+        for sandbox in self.sandboxes:
+            with sandbox.cond:
+                for inv in (sandbox.pending, sandbox.current):
+                    if inv is not None and not inv.done:
+                        sandbox._finish_locked(inv, "shutdown", b"", "Shutdown")
+                sandbox.pending = sandbox.current = None
+                sandbox._kill_locked("shutdown", graceful=True)
+        for _ in self.sandboxes:
+            self.queue.put(None)
+        for server in self.servers:
+            server.stop()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Local AWS Lambda (Runtime API + Invoke API) for a custom runtime.")
+    p.add_argument("--bootstrap", required=True, help="the runtime executable (the function's bootstrap)")
+    p.add_argument("--bootstrap-arg", action="append", help="argument passed to the bootstrap (repeatable)")
+    p.add_argument("--port", type=int, default=9000, help="listen port on 127.0.0.1 (0 picks a free one)")
+    p.add_argument("--timeout", type=float, default=3.0, help="function timeout in seconds (default 3)")
+    p.add_argument("--init-timeout", type=float, default=10.0, help="init phase limit in seconds (default 10)")
+    p.add_argument("--memory", type=int, default=128, help="function memory in MB (reported, not enforced)")
+    p.add_argument("--function-name", default="function", help="function name (default 'function')")
+    p.add_argument("--handler", default="bootstrap", help="value of _HANDLER")
+    p.add_argument("--region", help="AWS_REGION (default: $AWS_REGION or us-east-1)")
+    p.add_argument("--account", default=DEFAULT_ACCOUNT, help="account id used in ARNs")
+    p.add_argument("--env", action="append", metavar="K=V", help="extra environment variable (repeatable)")
+    p.add_argument("--pass-env", action="append", metavar="NAME", help="pass a host variable through (repeatable)")
+    p.add_argument("--task-root", help="LAMBDA_TASK_ROOT and working directory (default: the bootstrap's folder)")
+    p.add_argument("--runtime-dir", help="LAMBDA_RUNTIME_DIR (default: the task root)")
+    p.add_argument("--execution-env", default="AWS_Lambda_provided.al2023",
+                   help="AWS_EXECUTION_ENV value; '' leaves it unset")
+    p.add_argument("--concurrency", type=int, default=1, help="number of sandboxes (default 1)")
+    p.add_argument("--max-queue", type=int, default=1000, help="queued invocations before 429 (default 1000)")
+    p.add_argument("--eager-init", action="store_true", help="start the runtime at launch, not on first invoke")
+    p.add_argument("--log-file", help="append the function log here instead of stderr")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not os.path.exists(args.bootstrap):
+        print(f"emulator: no such bootstrap: {args.bootstrap}", file=sys.stderr)
+        return 2
+    emu = Emulator(args)
+    emu.start()
+    print(f"emulator listening on 127.0.0.1:{emu.port}", flush=True)
+    done = threading.Event()
+
+    def on_signal(signum, frame):
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not done.wait(0.5):
+        pass
+    emu.log("[emulator] shutting down")
+    emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
