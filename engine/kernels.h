@@ -11,6 +11,19 @@
  * (aarch64) implement the same table. Results of SIMD paths differ from scalar only by float
  * reassociation (tests bound the relative error); i8 results are bit-identical.
  *
+ * i8 range: int8 inputs may be any value in [-128, 127]. Results are exact while the true sum fits
+ * int32: |a*b| <= 16384 so dot_i8 is exact for n <= 131071; (a-b)^2 <= 255^2 = 65025 so l2sq_i8 is
+ * exact for n <= 33025. The index dimension limit (4096, engine/FORMAT.md) is far inside both;
+ * callers must not pass larger n.
+ *
+ * Half precision: f32 -> f16 rounds to nearest even, overflows to infinity, keeps subnormals (no
+ * flush to zero). f16 -> f32 is exact. A NaN converts to a quiet NaN of the same sign whose payload
+ * keeps the top bits (f16 -> f32 sets the quiet bit, as IEEE 754 conversion and the F16C/NEON
+ * instructions do), so every non-NaN half survives f16 -> f32 -> f16 unchanged and a NaN stays NaN.
+ *
+ * Tiles: dot_f32_tile may allocate packing buffers (about 1.1 MB) for the duration of the call; if
+ * that fails it computes the same result without them. It never fails.
+ *
  * Threading: kern_init() runs once at start-up, before other threads exist; afterwards the table
  * is read-only and every kernel is thread-safe. */
 #ifndef S3V_KERNELS_H

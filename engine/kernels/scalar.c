@@ -48,8 +48,8 @@ float kern_f16_to_f32_one(uint16_t h)
             } while (!(man & 0x400u));
             x = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
         }
-    } else if (exp == 31) {
-        x = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 31) { /* inf, or NaN made quiet (IEEE 754 conversion; F16C and NEON do the same) */
+        x = sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0);
     } else {
         x = sign | ((exp - 15 + 127) << 23) | (man << 13);
     }
