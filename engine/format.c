@@ -27,9 +27,12 @@ const char *ivf_metric_name(ivf_metric m)
 
 s3v_status ivf_metric_parse(const char *s, ivf_metric *out)
 {
-    if (s && strcmp(s, "euclidean") == 0) *out = IVF_METRIC_EUCLIDEAN;
-    else if (s && strcmp(s, "cosine") == 0) *out = IVF_METRIC_COSINE;
-    else if (s && strcmp(s, "dot") == 0) *out = IVF_METRIC_DOT;
+    if (s && strcmp(s, "euclidean") == 0)
+        *out = IVF_METRIC_EUCLIDEAN;
+    else if (s && strcmp(s, "cosine") == 0)
+        *out = IVF_METRIC_COSINE;
+    else if (s && strcmp(s, "dot") == 0)
+        *out = IVF_METRIC_DOT;
     else
         return s3v_errorf(S3V_ERR_INVALID, "unknown metric '%s' (expected euclidean, cosine or dot)",
                           s ? s : "");
@@ -48,18 +51,18 @@ const char *ivf_encoding_name(ivf_encoding e)
 
 s3v_status ivf_encoding_parse(const char *s, ivf_encoding *out)
 {
-    if (s && (strcmp(s, "f32") == 0 || strcmp(s, "float32") == 0)) *out = IVF_ENC_F32;
-    else if (s && (strcmp(s, "f16") == 0 || strcmp(s, "float16") == 0)) *out = IVF_ENC_F16;
-    else if (s && (strcmp(s, "i8") == 0 || strcmp(s, "int8") == 0)) *out = IVF_ENC_I8;
+    if (s && (strcmp(s, "f32") == 0 || strcmp(s, "float32") == 0))
+        *out = IVF_ENC_F32;
+    else if (s && (strcmp(s, "f16") == 0 || strcmp(s, "float16") == 0))
+        *out = IVF_ENC_F16;
+    else if (s && (strcmp(s, "i8") == 0 || strcmp(s, "int8") == 0))
+        *out = IVF_ENC_I8;
     else
         return s3v_errorf(S3V_ERR_INVALID, "unknown encoding '%s' (expected f32, f16 or i8)", s ? s : "");
     return S3V_OK;
 }
 
-size_t ivf_encoding_size(ivf_encoding e)
-{
-    return e == IVF_ENC_F32 ? 4 : e == IVF_ENC_F16 ? 2 : 1;
-}
+size_t ivf_encoding_size(ivf_encoding e) { return e == IVF_ENC_F32 ? 4 : e == IVF_ENC_F16 ? 2 : 1; }
 
 uint64_t ivf_key_hash(const uint8_t *key, size_t len)
 {
@@ -74,6 +77,14 @@ uint64_t ivf_key_hash(const uint8_t *key, size_t len)
     h *= 0x94D049BB133111EBull;
     h ^= h >> 31;
     return h;
+}
+
+s3v_status ivf_key_join(const char *prefix, const char *name, char *out, size_t out_size)
+{
+    int n = (prefix && *prefix) ? snprintf(out, out_size, "%s/%s", prefix, name)
+                                : snprintf(out, out_size, "%s", name);
+    if (n < 0 || (size_t)n >= out_size) return s3v_errorf(S3V_ERR_INVALID, "object key too long");
+    return S3V_OK;
 }
 
 int ivf_generation_valid(const char *g)
@@ -96,7 +107,8 @@ static int name_ok(const char *s)
     if (n == 0 || n >= IVF_NAME_MAX || s[0] == '/' || strstr(s, "..") || strstr(s, "//")) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '/' || c == '_' || c == '.'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '/' || c == '_' ||
+              c == '.'))
             return 0;
     }
     return 1;
@@ -126,13 +138,19 @@ static s3v_status get_objref(const cJSON *o, const char *name, char *key, uint64
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!cJSON_IsObject(r)) return s3v_errorf(S3V_ERR_CORRUPT, "manifest field '%s' missing", name);
     S3V_TRY(get_name(r, "key", key, IVF_NAME_MAX));
-    if (!name_ok(key)) return s3v_errorf(S3V_ERR_CORRUPT, "manifest field '%s.key' is not a valid name", name);
+    if (!name_ok(key))
+        return s3v_errorf(S3V_ERR_CORRUPT, "manifest field '%s.key' is not a valid name", name);
     return get_u64(r, "size", UINT64_MAX >> 12, size);
 }
 
-static const char *const KNOWN_FIELDS[] = {
-    "format", "generation", "creationTime", "dimension", "metric", "encoding", "count", "nlist",
-    "centroids", "data", "keymap", "defaultNprobe", "calibration", "nonFilterableMetadataKeys", "build"};
+static const char *const KNOWN_FIELDS[] = {"format",       "generation",
+                                           "creationTime", "dimension",
+                                           "metric",       "encoding",
+                                           "count",        "nlist",
+                                           "centroids",    "data",
+                                           "keymap",       "defaultNprobe",
+                                           "calibration",  "nonFilterableMetadataKeys",
+                                           "build"};
 
 static int is_known(const char *name)
 {
@@ -250,15 +268,19 @@ static s3v_status manifest_from_json(const cJSON *root, ivf_manifest *m)
 
 s3v_status ivf_manifest_decode(const uint8_t *p, size_t n, ivf_manifest *out)
 {
-    if (n < IVF_MANIFEST_HEADER_SIZE) return s3v_errorf(S3V_ERR_CORRUPT, "manifest is truncated (%zu bytes)", n);
-    if (memcmp(p, MANIFEST_MAGIC, 8) != 0) return s3v_errorf(S3V_ERR_CORRUPT, "not an s3vec manifest (bad magic)");
-    if (le_get_u32(p + 20) != s3v_crc32c(0, p, 20)) return s3v_errorf(S3V_ERR_CORRUPT, "manifest header checksum mismatch");
+    if (n < IVF_MANIFEST_HEADER_SIZE)
+        return s3v_errorf(S3V_ERR_CORRUPT, "manifest is truncated (%zu bytes)", n);
+    if (memcmp(p, MANIFEST_MAGIC, 8) != 0)
+        return s3v_errorf(S3V_ERR_CORRUPT, "not an s3vec manifest (bad magic)");
+    if (le_get_u32(p + 20) != s3v_crc32c(0, p, 20))
+        return s3v_errorf(S3V_ERR_CORRUPT, "manifest header checksum mismatch");
     uint32_t version = le_get_u32(p + 8);
     if (version != IVF_FORMAT_VERSION)
         return s3v_errorf(S3V_ERR_UNSUPPORTED, "manifest version %u is not supported", version);
     uint32_t body = le_get_u32(p + 12);
     if (body > IVF_MANIFEST_MAX_BODY || body != n - IVF_MANIFEST_HEADER_SIZE)
-        return s3v_errorf(S3V_ERR_CORRUPT, "manifest body size %u does not match the object (%zu bytes)", body, n);
+        return s3v_errorf(S3V_ERR_CORRUPT, "manifest body size %u does not match the object (%zu bytes)",
+                          body, n);
     if (le_get_u32(p + 16) != s3v_crc32c(0, p + IVF_MANIFEST_HEADER_SIZE, body))
         return s3v_errorf(S3V_ERR_CORRUPT, "manifest body checksum mismatch");
     cJSON *root = cJSON_ParseWithLength((const char *)p + IVF_MANIFEST_HEADER_SIZE, body);
@@ -363,8 +385,10 @@ s3v_status ivf_centroids_decode(const uint8_t *p, size_t n, const uint64_t *data
                                 uint64_t keymap_size, ivf_centroids *out)
 {
     if (n < IVF_CENTROIDS_HEADER_SIZE) return s3v_errorf(S3V_ERR_CORRUPT, "centroids object is truncated");
-    if (memcmp(p, CENTROIDS_MAGIC, 8) != 0) return s3v_errorf(S3V_ERR_CORRUPT, "not a centroids object (bad magic)");
-    if (le_get_u32(p + 60) != s3v_crc32c(0, p, 60)) return s3v_errorf(S3V_ERR_CORRUPT, "centroids header checksum mismatch");
+    if (memcmp(p, CENTROIDS_MAGIC, 8) != 0)
+        return s3v_errorf(S3V_ERR_CORRUPT, "not a centroids object (bad magic)");
+    if (le_get_u32(p + 60) != s3v_crc32c(0, p, 60))
+        return s3v_errorf(S3V_ERR_CORRUPT, "centroids header checksum mismatch");
     if (le_get_u32(p + 8) != IVF_FORMAT_VERSION)
         return s3v_errorf(S3V_ERR_UNSUPPORTED, "centroids version %u is not supported", le_get_u32(p + 8));
     if (le_get_u32(p + 56) != s3v_crc32c(0, p + IVF_CENTROIDS_HEADER_SIZE, n - IVF_CENTROIDS_HEADER_SIZE))
@@ -376,15 +400,17 @@ s3v_status ivf_centroids_decode(const uint8_t *p, size_t n, const uint64_t *data
     uint32_t enc = le_get_u32(p + 20), metric = le_get_u32(p + 24);
     c.npages = le_get_u32(p + 28);
     c.count = le_get_u64(p + 32);
-    if (c.dim == 0 || c.dim > IVF_DIM_MAX || c.nlist == 0 || c.nlist > IVF_NLIST_MAX || enc > 2 || metric > 2 ||
-        c.npages > (1u << 28))
+    if (c.dim == 0 || c.dim > IVF_DIM_MAX || c.nlist == 0 || c.nlist > IVF_NLIST_MAX || enc > 2 ||
+        metric > 2 || c.npages > (1u << 28))
         return s3v_errorf(S3V_ERR_CORRUPT, "centroids header fields out of range");
     c.encoding = (ivf_encoding)enc;
     c.metric = (ivf_metric)metric;
     uint64_t need = (uint64_t)IVF_CENTROIDS_HEADER_SIZE + (uint64_t)c.nlist * c.dim * 4 +
                     (uint64_t)c.nlist * IVF_CLUSTER_REF_SIZE + (uint64_t)c.npages * IVF_KEYPAGE_REF_SIZE +
                     (c.encoding == IVF_ENC_I8 ? (uint64_t)c.dim * 4 + 4 : 0);
-    if (need != n) return s3v_errorf(S3V_ERR_CORRUPT, "centroids object size %zu, expected %llu", n, (unsigned long long)need);
+    if (need != n)
+        return s3v_errorf(S3V_ERR_CORRUPT, "centroids object size %zu, expected %llu", n,
+                          (unsigned long long)need);
     s3v_status st = S3V_OK;
     size_t cbytes = (size_t)c.nlist * c.dim * sizeof(float);
     c.centroids = aligned_alloc(64, (cbytes + 63) & ~(size_t)63);
@@ -429,7 +455,8 @@ s3v_status ivf_centroids_decode(const uint8_t *p, size_t n, const uint64_t *data
         r->size = le_get_u32(q + 16);
         r->crc = le_get_u32(q + 20);
         if (r->offset > keymap_size || r->size > keymap_size - r->offset || r->size % IVF_KEYMAP_ENTRY_SIZE ||
-            r->size > IVF_KEYMAP_PAGE_ENTRIES * IVF_KEYMAP_ENTRY_SIZE || (i && r->first_hash < c.pages[i - 1].first_hash)) {
+            r->size > IVF_KEYMAP_PAGE_ENTRIES * IVF_KEYMAP_ENTRY_SIZE ||
+            (i && r->first_hash < c.pages[i - 1].first_hash)) {
             st = s3v_errorf(S3V_ERR_CORRUPT, "key map page %u directory entry not valid", i);
             goto fail;
         }
@@ -457,7 +484,8 @@ fail:
 s3v_status ivf_centroids_encode(const ivf_centroids *c, s3v_buf *out)
 {
     size_t body = (size_t)c->nlist * c->dim * 4 + (size_t)c->nlist * IVF_CLUSTER_REF_SIZE +
-                  (size_t)c->npages * IVF_KEYPAGE_REF_SIZE + (c->encoding == IVF_ENC_I8 ? (size_t)c->dim * 4 + 4 : 0);
+                  (size_t)c->npages * IVF_KEYPAGE_REF_SIZE +
+                  (c->encoding == IVF_ENC_I8 ? (size_t)c->dim * 4 + 4 : 0);
     size_t start = out->len;
     S3V_TRY(s3v_buf_reserve(out, IVF_CENTROIDS_HEADER_SIZE + body));
     uint8_t *h = out->ptr + start;
@@ -503,11 +531,16 @@ s3v_status ivf_centroids_encode(const ivf_centroids *c, s3v_buf *out)
 s3v_status ivf_block_parse(const uint8_t *p, size_t n, const ivf_cluster_ref *ref, uint32_t cluster_id,
                            uint32_t dim, ivf_encoding enc, ivf_block *out)
 {
-    if (n != ref->size) return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: got %zu bytes, expected %llu", cluster_id, n, (unsigned long long)ref->size);
-    if (s3v_crc32c(0, p, n) != ref->crc) return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: checksum mismatch", cluster_id);
-    if (memcmp(p, BLOCK_MAGIC, 4) != 0) return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: bad block magic", cluster_id);
+    if (n != ref->size)
+        return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: got %zu bytes, expected %llu", cluster_id, n,
+                          (unsigned long long)ref->size);
+    if (s3v_crc32c(0, p, n) != ref->crc)
+        return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: checksum mismatch", cluster_id);
+    if (memcmp(p, BLOCK_MAGIC, 4) != 0)
+        return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: bad block magic", cluster_id);
     if (le_get_u16(p + 4) != IVF_FORMAT_VERSION)
-        return s3v_errorf(S3V_ERR_UNSUPPORTED, "cluster %u: block version %u not supported", cluster_id, le_get_u16(p + 4));
+        return s3v_errorf(S3V_ERR_UNSUPPORTED, "cluster %u: block version %u not supported", cluster_id,
+                          le_get_u16(p + 4));
     ivf_block b;
     b.encoding = (ivf_encoding)le_get_u16(p + 6);
     b.cluster_id = le_get_u32(p + 8);
@@ -517,7 +550,8 @@ s3v_status ivf_block_parse(const uint8_t *p, size_t n, const ivf_cluster_ref *re
     b.rest_size = le_get_u32(p + 24);
     b.rest_raw_size = le_get_u32(p + 28);
     if (b.encoding != enc || b.cluster_id != cluster_id || b.count != ref->count || b.dim != dim)
-        return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: block header does not match the directory", cluster_id);
+        return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: block header does not match the directory",
+                          cluster_id);
     uint64_t vbytes = (uint64_t)b.count * b.dim * ivf_encoding_size(enc);
     uint64_t nbytes = (b.flags & IVF_BLOCK_FLAG_NORMS) ? (uint64_t)b.count * 4 : 0;
     if ((uint64_t)IVF_BLOCK_HEADER_SIZE + vbytes + nbytes + b.rest_size != n)
@@ -542,7 +576,7 @@ void ivf_rest_free(ivf_rest *r)
 
 size_t ivf_rest_heap_size(const ivf_rest *r)
 {
-    return (r->owned ? (size_t)(r->meta_off[r->count] + (r->meta - r->owned)) : 0) + 2 * ((size_t)r->count + 1) * 4;
+    return r->owned_size + 2 * ((size_t)r->count + 1) * sizeof(uint32_t);
 }
 
 s3v_status ivf_rest_decode(const ivf_block *b, ivf_rest *out)
@@ -553,7 +587,8 @@ s3v_status ivf_rest_decode(const ivf_block *b, ivf_rest *out)
     const uint8_t *raw = b->rest;
     size_t raw_size = b->rest_raw_size;
     if (b->flags & IVF_BLOCK_FLAG_ZSTD) {
-        if (raw_size > (1u << 31)) return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: rest section too large", b->cluster_id);
+        if (raw_size > (1u << 31))
+            return s3v_errorf(S3V_ERR_CORRUPT, "cluster %u: rest section too large", b->cluster_id);
         r.owned = malloc(raw_size ? raw_size : 1);
         if (!r.owned) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
         size_t got = ZSTD_decompress(r.owned, raw_size, b->rest, b->rest_size);
@@ -562,6 +597,7 @@ s3v_status ivf_rest_decode(const ivf_block *b, ivf_rest *out)
             goto fail;
         }
         raw = r.owned;
+        r.owned_size = raw_size;
     }
     r.count = b->count;
     r.key_off = malloc(((size_t)b->count + 1) * sizeof(uint32_t));
@@ -607,13 +643,15 @@ s3v_status ivf_block_encode(s3v_buf *out, uint32_t cluster_id, uint32_t dim, ivf
                             const uint8_t *vectors, const float *inv_norms, const uint8_t *rest_raw,
                             size_t rest_raw_size, int zstd_level, uint32_t *crc)
 {
-    if (rest_raw_size > UINT32_MAX) return s3v_errorf(S3V_ERR_TOO_LARGE, "cluster %u: keys and metadata exceed 4 GiB", cluster_id);
+    if (rest_raw_size > UINT32_MAX)
+        return s3v_errorf(S3V_ERR_TOO_LARGE, "cluster %u: keys and metadata exceed 4 GiB", cluster_id);
     size_t vbytes = (size_t)count * dim * ivf_encoding_size(enc);
     size_t nbytes = inv_norms ? (size_t)count * 4 : 0;
     size_t start = out->len;
     uint32_t flags = inv_norms ? IVF_BLOCK_FLAG_NORMS : 0;
     size_t bound = ZSTD_compressBound(rest_raw_size);
-    S3V_TRY(s3v_buf_reserve(out, IVF_BLOCK_HEADER_SIZE + vbytes + nbytes + (bound > rest_raw_size ? bound : rest_raw_size)));
+    S3V_TRY(s3v_buf_reserve(out, IVF_BLOCK_HEADER_SIZE + vbytes + nbytes +
+                                     (bound > rest_raw_size ? bound : rest_raw_size)));
     uint8_t *h = out->ptr + start;
     uint8_t *v = h + IVF_BLOCK_HEADER_SIZE;
     if (vbytes) memcpy(v, vectors, vbytes);

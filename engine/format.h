@@ -17,21 +17,21 @@
 #include "common/buf.h"
 #include "common/status.h"
 
-#define IVF_FORMAT_VERSION 1
-#define IVF_MANIFEST_HEADER_SIZE 24
-#define IVF_MANIFEST_MAX_BODY (1u << 20)
+#define IVF_FORMAT_VERSION        1
+#define IVF_MANIFEST_HEADER_SIZE  24
+#define IVF_MANIFEST_MAX_BODY     (1u << 20)
 #define IVF_CENTROIDS_HEADER_SIZE 64
-#define IVF_BLOCK_HEADER_SIZE 32
-#define IVF_CLUSTER_REF_SIZE 32
-#define IVF_KEYPAGE_REF_SIZE 24
-#define IVF_KEYMAP_ENTRY_SIZE 12
-#define IVF_KEYMAP_PAGE_ENTRIES 4096
-#define IVF_DIM_MAX 4096
-#define IVF_KEY_MAX 1024
-#define IVF_NLIST_MAX (1u << 22)
-#define IVF_NAME_MAX 64 /* object keys inside an index ("g00000001-5f3a9c21/data-0000") */
-#define IVF_BLOCK_FLAG_ZSTD 1u
-#define IVF_BLOCK_FLAG_NORMS 2u
+#define IVF_BLOCK_HEADER_SIZE     32
+#define IVF_CLUSTER_REF_SIZE      32
+#define IVF_KEYPAGE_REF_SIZE      24
+#define IVF_KEYMAP_ENTRY_SIZE     12
+#define IVF_KEYMAP_PAGE_ENTRIES   4096
+#define IVF_DIM_MAX               4096
+#define IVF_KEY_MAX               1024
+#define IVF_NLIST_MAX             (1u << 22)
+#define IVF_NAME_MAX              64 /* object keys inside an index ("g00000001-5f3a9c21/data-0000") */
+#define IVF_BLOCK_FLAG_ZSTD       1u
+#define IVF_BLOCK_FLAG_NORMS      2u
 
 typedef enum ivf_metric { IVF_METRIC_EUCLIDEAN = 0, IVF_METRIC_COSINE = 1, IVF_METRIC_DOT = 2 } ivf_metric;
 typedef enum ivf_encoding { IVF_ENC_F32 = 0, IVF_ENC_F16 = 1, IVF_ENC_I8 = 2 } ivf_encoding;
@@ -104,7 +104,7 @@ typedef struct ivf_centroids {
     ivf_encoding encoding;
     ivf_metric metric;
     uint64_t count;
-    float *centroids;         /* nlist * dim, 64-byte aligned */
+    float *centroids;          /* nlist * dim, 64-byte aligned */
     ivf_cluster_ref *clusters; /* nlist */
     ivf_keypage_ref *pages;    /* npages */
     float *q_offset;           /* i8 only: dim */
@@ -138,12 +138,13 @@ S3V_MUST_USE s3v_status ivf_block_parse(const uint8_t *p, size_t n, const ivf_cl
 
 /* The decoded rest section: keys and metadata of each vector. */
 typedef struct ivf_rest {
-    uint8_t *owned;         /* decompressed bytes when the section was compressed, else NULL */
-    const uint8_t *keys;    /* key bytes back to back */
-    uint32_t *key_off;      /* count + 1 offsets into keys */
-    const uint8_t *meta;    /* metadata bytes back to back */
-    uint32_t *meta_off;     /* count + 1 offsets into meta */
+    uint8_t *owned;      /* decompressed bytes when the section was compressed, else NULL */
+    const uint8_t *keys; /* key bytes back to back */
+    uint32_t *key_off;   /* count + 1 offsets into keys */
+    const uint8_t *meta; /* metadata bytes back to back */
+    uint32_t *meta_off;  /* count + 1 offsets into meta */
     uint32_t count;
+    size_t owned_size;
 } ivf_rest;
 
 S3V_MUST_USE s3v_status ivf_rest_decode(const ivf_block *b, ivf_rest *out);
@@ -161,6 +162,9 @@ S3V_MUST_USE s3v_status ivf_block_encode(s3v_buf *out, uint32_t cluster_id, uint
 
 /* The key hash of the key map (FORMAT.md). */
 uint64_t ivf_key_hash(const uint8_t *key, size_t len);
+
+/* Joins an index prefix ("" or "bucket/index") and an object name into a storage key. */
+S3V_MUST_USE s3v_status ivf_key_join(const char *prefix, const char *name, char *out, size_t out_size);
 
 /* Validates a generation name "g<8 hex>-<8 hex>". */
 int ivf_generation_valid(const char *gen);

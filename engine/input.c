@@ -25,13 +25,13 @@ struct vec_reader {
     uint32_t dim;
     uint64_t count_hint;
     uint64_t row;
-    long data_start;     /* npy: offset of the first row */
-    float *vec;          /* dim floats */
+    long data_start; /* npy: offset of the first row */
+    float *vec;      /* dim floats */
     char keybuf[IVF_KEY_MAX + 2];
-    char *line;          /* JSON Lines: current line */
+    char *line; /* JSON Lines: current line */
     size_t line_cap;
-    char *meta_text;     /* JSON Lines: minified metadata of the current record */
-    cJSON *pending;      /* JSON Lines: the first record, parsed at open to learn dim */
+    char *meta_text; /* JSON Lines: minified metadata of the current record */
+    cJSON *pending;  /* JSON Lines: the first record, parsed at open to learn dim */
     uint64_t line_no;
 };
 
@@ -55,8 +55,8 @@ s3v_status vec_key_check(const uint8_t *k, size_t n)
             if ((k[i + j] & 0xc0) != 0x80) return s3v_errorf(S3V_ERR_INVALID, "key is not valid UTF-8");
             cp = (cp << 6) | (k[i + j] & 0x3f);
         }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
             return s3v_errorf(S3V_ERR_INVALID, "key is not valid UTF-8");
         i += len;
     }
@@ -75,7 +75,8 @@ static s3v_status open_file(const char *path, FILE **out)
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
-        return s3v_errorf(e == ENOENT ? S3V_ERR_NOT_FOUND : S3V_ERR_IO, "cannot open %s: %s", path, strerror(e));
+        return s3v_errorf(e == ENOENT ? S3V_ERR_NOT_FOUND : S3V_ERR_IO, "cannot open %s: %s", path,
+                          strerror(e));
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     *out = f;
@@ -95,7 +96,8 @@ static s3v_status npy_header(vec_reader *r)
         start = 10;
     } else if (pre[6] == 2 || pre[6] == 3) {
         uint8_t extra[2];
-        if (fread(extra, 1, 2, r->f) != 2) return s3v_errorf(S3V_ERR_INVALID, "%s: truncated .npy header", r->path);
+        if (fread(extra, 1, 2, r->f) != 2)
+            return s3v_errorf(S3V_ERR_INVALID, "%s: truncated .npy header", r->path);
         uint8_t b4[4] = {pre[8], pre[9], extra[0], extra[1]};
         hlen = le_get_u32(b4);
         start = 12;
@@ -145,14 +147,16 @@ static s3v_status fvecs_header(vec_reader *r)
     uint8_t b[4];
     if (fread(b, 1, 4, r->f) != 4) return s3v_errorf(S3V_ERR_INVALID, "%s: empty input", r->path);
     int32_t d = (int32_t)le_get_u32(b);
-    if (d <= 0 || d > IVF_DIM_MAX) return s3v_errorf(S3V_ERR_INVALID, "%s: dimension %d outside 1..%d", r->path, d, IVF_DIM_MAX);
+    if (d <= 0 || d > IVF_DIM_MAX)
+        return s3v_errorf(S3V_ERR_INVALID, "%s: dimension %d outside 1..%d", r->path, d, IVF_DIM_MAX);
     r->dim = (uint32_t)d;
     struct stat sb;
     if (fstat(fileno(r->f), &sb) == 0) {
         uint64_t rec = 4 + 4 * (uint64_t)d;
         if ((uint64_t)sb.st_size % rec)
-            return s3v_errorf(S3V_ERR_INVALID, "%s: size %lld is not a whole number of %llu-byte rows (dimension %d)",
-                              r->path, (long long)sb.st_size, (unsigned long long)rec, d);
+            return s3v_errorf(S3V_ERR_INVALID,
+                              "%s: size %lld is not a whole number of %llu-byte rows (dimension %d)", r->path,
+                              (long long)sb.st_size, (unsigned long long)rec, d);
         r->count_hint = (uint64_t)sb.st_size / rec;
     }
     rewind(r->f);
@@ -207,7 +211,8 @@ static s3v_status jsonl_next_tree(vec_reader *r, cJSON **out, int *has)
         cJSON *j = cJSON_Parse(p);
         if (!cJSON_IsObject(j)) {
             cJSON_Delete(j);
-            return s3v_errorf(S3V_ERR_INVALID, "%s: line %llu: not a JSON object", r->path, (unsigned long long)r->line_no);
+            return s3v_errorf(S3V_ERR_INVALID, "%s: line %llu: not a JSON object", r->path,
+                              (unsigned long long)r->line_no);
         }
         *out = j;
         return S3V_OK;
@@ -232,8 +237,10 @@ s3v_status vec_reader_open(const char *path, const char *keys_path, vec_reader *
         goto fail;
     }
     const char *ext = ext_of(path);
-    if (strcmp(ext, "fvecs") == 0) r->format = VEC_FORMAT_FVECS;
-    else if (strcmp(ext, "npy") == 0) r->format = VEC_FORMAT_NPY;
+    if (strcmp(ext, "fvecs") == 0)
+        r->format = VEC_FORMAT_FVECS;
+    else if (strcmp(ext, "npy") == 0)
+        r->format = VEC_FORMAT_NPY;
     else if (strcmp(ext, "jsonl") == 0 || strcmp(ext, "ndjson") == 0 || strcmp(ext, "json") == 0)
         r->format = VEC_FORMAT_JSONL;
     else {
@@ -241,7 +248,8 @@ s3v_status vec_reader_open(const char *path, const char *keys_path, vec_reader *
         goto fail;
     }
     if (keys_path && r->format == VEC_FORMAT_JSONL) {
-        st = s3v_errorf(S3V_ERR_INVALID, "--keys applies to .fvecs and .npy; JSON Lines records carry their keys");
+        st = s3v_errorf(S3V_ERR_INVALID,
+                        "--keys applies to .fvecs and .npy; JSON Lines records carry their keys");
         goto fail;
     }
     S3V_CHECK(open_file(path, &r->f));
@@ -253,8 +261,10 @@ s3v_status vec_reader_open(const char *path, const char *keys_path, vec_reader *
         }
         S3V_CHECK(open_file(keys_path, &r->keys));
     }
-    if (r->format == VEC_FORMAT_FVECS) S3V_CHECK(fvecs_header(r));
-    else if (r->format == VEC_FORMAT_NPY) S3V_CHECK(npy_header(r));
+    if (r->format == VEC_FORMAT_FVECS)
+        S3V_CHECK(fvecs_header(r));
+    else if (r->format == VEC_FORMAT_NPY)
+        S3V_CHECK(npy_header(r));
     else {
         int has = 0;
         S3V_CHECK(jsonl_next_tree(r, &r->pending, &has));
@@ -265,8 +275,8 @@ s3v_status vec_reader_open(const char *path, const char *keys_path, vec_reader *
         const cJSON *d = jsonl_data(r->pending);
         int n = d ? cJSON_GetArraySize(d) : 0;
         if (n <= 0 || n > IVF_DIM_MAX) {
-            st = s3v_errorf(S3V_ERR_INVALID, "%s: line %llu: \"data\" must be an array of 1..%d numbers", path,
-                            (unsigned long long)r->line_no, IVF_DIM_MAX);
+            st = s3v_errorf(S3V_ERR_INVALID, "%s: line %llu: \"data\" must be an array of 1..%d numbers",
+                            path, (unsigned long long)r->line_no, IVF_DIM_MAX);
             goto fail;
         }
         r->dim = (uint32_t)n;
@@ -303,7 +313,10 @@ void vec_reader_close(vec_reader *r)
 
 vec_format vec_reader_format(const vec_reader *r) { return r->format; }
 uint32_t vec_reader_dim(const vec_reader *r) { return r->dim; }
-uint64_t vec_reader_count_hint(const vec_reader *r) { return r->format == VEC_FORMAT_JSONL ? 0 : r->count_hint; }
+uint64_t vec_reader_count_hint(const vec_reader *r)
+{
+    return r->format == VEC_FORMAT_JSONL ? 0 : r->count_hint;
+}
 
 static s3v_status check_finite(vec_reader *r)
 {
@@ -332,7 +345,8 @@ static s3v_status next_key_line(vec_reader *r, vec_record *rec)
                           (unsigned long long)r->row);
     if (len && r->keybuf[len - 1] == '\r') len--;
     if (vec_key_check((const uint8_t *)r->keybuf, len) != S3V_OK)
-        return s3v_error_context(S3V_ERR_INVALID, "%s: line %llu", r->keys_path, (unsigned long long)r->row + 1);
+        return s3v_error_context(S3V_ERR_INVALID, "%s: line %llu", r->keys_path,
+                                 (unsigned long long)r->row + 1);
     rec->key = (const uint8_t *)r->keybuf;
     rec->key_len = len;
     return S3V_OK;
@@ -374,10 +388,11 @@ static s3v_status next_binary(vec_reader *r, vec_record *rec, int *has)
 end:
     if (r->keys) {
         int c;
-        while ((c = getc(r->keys)) == '\n' || c == '\r') {}
+        while ((c = getc(r->keys)) == '\n' || c == '\r') {
+        }
         if (c != EOF)
-            return s3v_errorf(S3V_ERR_INVALID, "%s: has more keys than the input has rows (%llu)", r->keys_path,
-                              (unsigned long long)r->row);
+            return s3v_errorf(S3V_ERR_INVALID, "%s: has more keys than the input has rows (%llu)",
+                              r->keys_path, (unsigned long long)r->row);
     }
     if (r->row == 0) return s3v_errorf(S3V_ERR_INVALID, "%s: empty input", r->path);
     *has = 0;
@@ -441,7 +456,8 @@ static s3v_status next_jsonl(vec_reader *r, vec_record *rec, int *has)
             goto done;
         }
         if (metadata_validate(meta, NULL, 0) != S3V_OK) {
-            st = s3v_error_context(S3V_ERR_INVALID, "%s: row %llu: metadata", r->path, (unsigned long long)r->row + 1);
+            st = s3v_error_context(S3V_ERR_INVALID, "%s: row %llu: metadata", r->path,
+                                   (unsigned long long)r->row + 1);
             goto done;
         }
         r->meta_text = cJSON_PrintUnformatted(meta);
@@ -471,7 +487,8 @@ s3v_status vec_reader_next(vec_reader *r, vec_record *rec, int *has)
 
 s3v_status vec_reader_rewind(vec_reader *r)
 {
-    if (fseek(r->f, r->data_start, SEEK_SET) != 0) return s3v_errorf(S3V_ERR_IO, "%s: cannot rewind", r->path);
+    if (fseek(r->f, r->data_start, SEEK_SET) != 0)
+        return s3v_errorf(S3V_ERR_IO, "%s: cannot rewind", r->path);
     if (r->keys) rewind(r->keys);
     cJSON_Delete(r->pending);
     r->pending = NULL;
@@ -495,7 +512,8 @@ static s3v_status read_vecs(const char *path, void **out, size_t *rows, size_t *
     int32_t d = (int32_t)le_get_u32(b);
     uint64_t rec = 4 + 4 * (uint64_t)(d > 0 ? d : 1);
     if (d <= 0 || d > (1 << 20) || (uint64_t)sb.st_size % rec) {
-        st = s3v_errorf(S3V_ERR_INVALID, "%s: not a vecs file (dimension %d, size %lld)", path, d, (long long)sb.st_size);
+        st = s3v_errorf(S3V_ERR_INVALID, "%s: not a vecs file (dimension %d, size %lld)", path, d,
+                        (long long)sb.st_size);
         goto done;
     }
     size_t n = (size_t)((uint64_t)sb.st_size / rec);

@@ -22,7 +22,7 @@ typedef struct vec_reader vec_reader;
 
 /* One record; every pointer stays valid until the next vec_reader_next / _rewind / _close. */
 typedef struct vec_record {
-    uint64_t row;        /* 0-based */
+    uint64_t row; /* 0-based */
     const uint8_t *key;
     size_t key_len;
     const float *data;   /* dim floats */

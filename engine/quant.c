@@ -30,7 +30,8 @@ s3v_status quant_encode_row(ivf_encoding enc, const quant_i8 *q, const float *x,
     case IVF_ENC_F16:
         for (uint32_t j = 0; j < dim; j++) {
             if (fabsf(x[j]) > 65504.0f)
-                return s3v_errorf(S3V_ERR_INVALID, "value %g at element %u does not fit the f16 encoding", x[j], j);
+                return s3v_errorf(S3V_ERR_INVALID, "value %g at element %u does not fit the f16 encoding",
+                                  x[j], j);
             uint16_t h = kern_f32_to_f16_one(x[j]);
             memcpy(out + 2 * (size_t)j, &h, 2);
         }

@@ -1,0 +1,948 @@
+/* engine/index.c: warm index state and the search / get / list read paths. */
+#include "engine/index.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/crc32c.h"
+#include "common/le.h"
+#include "engine/kernels.h"
+#include "engine/quant.h"
+#include "engine/topk.h"
+
+#define MANIFEST_CAP   (IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE)
+#define CENTROIDS_CAP  ((size_t)2 << 30)
+#define LIST_DEFAULT   500
+#define LIST_MAX_BYTES (1u << 20)
+#define LIST_BATCH     8
+
+struct ivf_index {
+    s3v_storage *st;
+    char prefix[1024];
+    cluster_cache *cache;
+    int own_cache;
+    uint64_t uid;
+    ivf_manifest m;
+    ivf_centroids c;
+    const kern_table *kt;
+    char **data_keys; /* full storage keys, one per data object */
+    char keymap_key[2048];
+    char manifest_key[2048];
+    uint32_t max_count;
+    /* per-query scratch, sized at open */
+    float *dist;     /* max_count */
+    int32_t *idist;  /* max_count */
+    float *cdist;    /* nlist */
+    uint32_t *probe; /* nlist */
+    uint32_t *heap;  /* nlist */
+    uint8_t *mark;   /* nlist */
+    float *qf;       /* dim */
+    int8_t *cq;      /* dim */
+    float *rowbuf;   /* dim */
+};
+
+/* ---- open ---- */
+
+static s3v_status get_object(ivf_index *ix, const char *key, size_t cap, uint64_t deadline, s3v_buf *out,
+                             s3v_obj_info *info)
+{
+    s3v_buf_init(out, cap);
+    s3v_status st = s3v_storage_get(ix->st, key, deadline, out, info);
+    if (st != S3V_OK) {
+        char where[2200];
+        s3v_storage_describe(ix->st, key, where, sizeof where);
+        s3v_buf_free(out);
+        return s3v_error_context(st, "%s", where);
+    }
+    return S3V_OK;
+}
+
+static s3v_status corrupt_in(ivf_index *ix, s3v_status st, const char *key)
+{
+    char where[2200];
+    s3v_storage_describe(ix->st, key, where, sizeof where);
+    return s3v_error_context(st, "index object %s", where);
+}
+
+void ivf_index_close(ivf_index *ix)
+{
+    if (!ix) return;
+    if (ix->cache) {
+        cluster_cache_drop(ix->cache, ix->uid);
+        if (ix->own_cache) cluster_cache_free(ix->cache);
+    }
+    if (ix->data_keys)
+        for (size_t i = 0; i < ix->m.data_len; i++) free(ix->data_keys[i]);
+    free(ix->data_keys);
+    ivf_manifest_free(&ix->m);
+    ivf_centroids_free(&ix->c);
+    free(ix->dist);
+    free(ix->idist);
+    free(ix->cdist);
+    free(ix->probe);
+    free(ix->heap);
+    free(ix->mark);
+    free(ix->qf);
+    free(ix->cq);
+    free(ix->rowbuf);
+    free(ix);
+}
+
+s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *cache, uint64_t deadline,
+                          ivf_index **out)
+{
+    s3v_status rc = S3V_OK;
+    s3v_buf buf = {0};
+    uint64_t *sizes = NULL;
+    ivf_index *ix = calloc(1, sizeof *ix);
+    if (!ix) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    ix->st = st;
+    ix->kt = kern_get();
+    snprintf(ix->prefix, sizeof ix->prefix, "%s", prefix ? prefix : "");
+    if (cache) {
+        ix->cache = cache;
+    } else {
+        rc = cluster_cache_new(0, &ix->cache);
+        if (rc != S3V_OK) goto fail;
+        ix->own_cache = 1;
+    }
+    ix->uid = cluster_cache_new_uid();
+    rc = ivf_key_join(ix->prefix, "manifest", ix->manifest_key, sizeof ix->manifest_key);
+    if (rc != S3V_OK) goto fail;
+    rc = get_object(ix, ix->manifest_key, MANIFEST_CAP, deadline, &buf, NULL);
+    if (rc != S3V_OK) goto fail;
+    rc = ivf_manifest_decode(buf.ptr, buf.len, &ix->m);
+    s3v_buf_free(&buf);
+    if (rc != S3V_OK) {
+        rc = corrupt_in(ix, rc, ix->manifest_key);
+        goto fail;
+    }
+    char key[2048];
+    rc = ivf_key_join(ix->prefix, ix->m.centroids_key, key, sizeof key);
+    if (rc != S3V_OK) goto fail;
+    rc = get_object(ix, key, CENTROIDS_CAP, deadline, &buf, NULL);
+    if (rc != S3V_OK) goto fail;
+    if (buf.len != ix->m.centroids_size || s3v_crc32c(0, buf.ptr, buf.len) != ix->m.centroids_crc) {
+        rc = corrupt_in(ix, s3v_errorf(S3V_ERR_CORRUPT, "size or checksum does not match the manifest"), key);
+        goto fail;
+    }
+    sizes = malloc(ix->m.data_len * sizeof *sizes);
+    ix->data_keys = calloc(ix->m.data_len, sizeof *ix->data_keys);
+    if (!sizes || !ix->data_keys) {
+        rc = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < ix->m.data_len; i++) {
+        sizes[i] = ix->m.data[i].size;
+        char dk[2048];
+        rc = ivf_key_join(ix->prefix, ix->m.data[i].key, dk, sizeof dk);
+        if (rc != S3V_OK) goto fail;
+        ix->data_keys[i] = strdup(dk);
+        if (!ix->data_keys[i]) {
+            rc = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    rc = ivf_centroids_decode(buf.ptr, buf.len, sizes, ix->m.data_len, ix->m.keymap_size, &ix->c);
+    if (rc != S3V_OK) {
+        rc = corrupt_in(ix, rc, key);
+        goto fail;
+    }
+    if (ix->c.dim != ix->m.dimension || ix->c.nlist != ix->m.nlist || ix->c.encoding != ix->m.encoding ||
+        ix->c.metric != ix->m.metric || ix->c.count != ix->m.count) {
+        rc = corrupt_in(ix, s3v_errorf(S3V_ERR_CORRUPT, "centroids header does not match the manifest"), key);
+        goto fail;
+    }
+    rc = ivf_key_join(ix->prefix, ix->m.keymap_key, ix->keymap_key, sizeof ix->keymap_key);
+    if (rc != S3V_OK) goto fail;
+    for (uint32_t i = 0; i < ix->c.nlist; i++)
+        if (ix->c.clusters[i].count > ix->max_count) ix->max_count = ix->c.clusters[i].count;
+    uint32_t d = ix->c.dim;
+    ix->dist = malloc(((size_t)ix->max_count + 1) * sizeof(float));
+    ix->idist = malloc(((size_t)ix->max_count + 1) * sizeof(int32_t));
+    ix->cdist = malloc((size_t)ix->c.nlist * sizeof(float));
+    ix->probe = malloc((size_t)ix->c.nlist * sizeof(uint32_t));
+    ix->heap = malloc((size_t)ix->c.nlist * sizeof(uint32_t));
+    ix->mark = calloc(ix->c.nlist, 1);
+    ix->qf = malloc(d * sizeof(float));
+    ix->cq = malloc(d);
+    ix->rowbuf = malloc(d * sizeof(float));
+    if (!ix->dist || !ix->idist || !ix->cdist || !ix->probe || !ix->heap || !ix->mark || !ix->qf || !ix->cq ||
+        !ix->rowbuf) {
+        rc = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    s3v_buf_free(&buf);
+    free(sizes);
+    *out = ix;
+    return S3V_OK;
+fail:
+    s3v_buf_free(&buf);
+    free(sizes);
+    ivf_index_close(ix);
+    return rc;
+}
+
+const ivf_manifest *ivf_index_manifest(const ivf_index *ix) { return &ix->m; }
+const ivf_centroids *ivf_index_centroids(const ivf_index *ix) { return &ix->c; }
+
+size_t ivf_index_memory(const ivf_index *ix)
+{
+    const ivf_centroids *c = &ix->c;
+    return (size_t)c->nlist * c->dim * 4 + (size_t)c->nlist * sizeof(ivf_cluster_ref) +
+           (size_t)c->npages * sizeof(ivf_keypage_ref) + ((size_t)ix->max_count + 1) * 8 +
+           (size_t)c->nlist * 8;
+}
+
+s3v_status ivf_index_check_fresh(ivf_index *ix, uint64_t deadline, int *changed)
+{
+    s3v_buf buf;
+    S3V_TRY(get_object(ix, ix->manifest_key, MANIFEST_CAP, deadline, &buf, NULL));
+    ivf_manifest m;
+    s3v_status st = ivf_manifest_decode(buf.ptr, buf.len, &m);
+    s3v_buf_free(&buf);
+    if (st != S3V_OK) return corrupt_in(ix, st, ix->manifest_key);
+    *changed = strcmp(m.generation, ix->m.generation) != 0;
+    ivf_manifest_free(&m);
+    return S3V_OK;
+}
+
+uint32_t ivf_index_nprobe_for_recall(const ivf_index *ix, float recall)
+{
+    for (size_t i = 0; i < ix->m.calib_len; i++)
+        if (ix->m.calib[i].recall >= recall) return ix->m.calib[i].nprobe;
+    return ix->c.nlist;
+}
+
+/* ---- fetching clusters and key-map pages through the cache ---- */
+
+typedef struct held_set {
+    cache_entry **e;
+    size_t len, cap;
+} held_set;
+
+static s3v_status held_add(held_set *h, cache_entry *e, size_t *index)
+{
+    if (h->len == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        cache_entry **p = realloc(h->e, cap * sizeof *p);
+        if (!p) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        h->e = p;
+        h->cap = cap;
+    }
+    *index = h->len;
+    h->e[h->len++] = e;
+    return S3V_OK;
+}
+
+static void held_release(ivf_index *ix, held_set *h)
+{
+    for (size_t i = 0; i < h->len; i++) cluster_cache_unpin(ix->cache, h->e[i]);
+    free(h->e);
+    memset(h, 0, sizeof *h);
+}
+
+/* Called with each available entry (from the cache or freshly fetched) and its index in the held set. */
+typedef s3v_status (*entry_fn)(void *arg, size_t held_index, cache_entry *e);
+
+typedef struct fetch_ctx {
+    ivf_index *ix;
+    const uint32_t *slots; /* the slots of the ranges */
+    held_set *held;
+    entry_fn fn;
+    void *arg;
+    uint32_t *retry;
+    size_t retry_len;
+    s3v_status fn_status;
+    uint64_t ns_in_fn;
+    char first_error[256];
+} fetch_ctx;
+
+static int slot_is_page(uint32_t slot) { return (slot & CACHE_SLOT_PAGE) != 0; }
+
+static s3v_status verify_slot(ivf_index *ix, uint32_t slot, const uint8_t *p, size_t n, ivf_block *blk)
+{
+    if (slot_is_page(slot)) {
+        const ivf_keypage_ref *r = &ix->c.pages[slot & ~CACHE_SLOT_PAGE];
+        if (n != r->size || s3v_crc32c(0, p, n) != r->crc)
+            return s3v_errorf(S3V_ERR_CORRUPT, "key map page %u: checksum mismatch", slot & ~CACHE_SLOT_PAGE);
+        return S3V_OK;
+    }
+    return ivf_block_parse(p, n, &ix->c.clusters[slot], slot, ix->c.dim, ix->c.encoding, blk);
+}
+
+static s3v_status on_range(void *arg, size_t i, s3v_status st, s3v_buf *data)
+{
+    fetch_ctx *f = arg;
+    if (st != S3V_OK) return st;
+    uint32_t slot = f->slots[i];
+    ivf_block blk;
+    s3v_status vs = verify_slot(f->ix, slot, data->ptr, data->len, &blk);
+    if (vs != S3V_OK) {
+        if (!f->retry_len) snprintf(f->first_error, sizeof f->first_error, "%s", s3v_errmsg(vs));
+        f->retry[f->retry_len++] = slot; /* fetched again once; a second failure is reported */
+        return S3V_OK;
+    }
+    size_t size;
+    uint8_t *bytes = s3v_buf_take(data, &size);
+    cache_entry *e;
+    S3V_TRY(
+        cluster_cache_put(f->ix->cache, f->ix->uid, slot, bytes, size, slot_is_page(slot) ? NULL : &blk, &e));
+    size_t hi;
+    s3v_status hs = held_add(f->held, e, &hi);
+    if (hs != S3V_OK) {
+        cluster_cache_unpin(f->ix->cache, e);
+        return hs;
+    }
+    uint64_t t0 = s3v_now_ns();
+    s3v_status fs = f->fn ? f->fn(f->arg, hi, e) : S3V_OK;
+    f->ns_in_fn += s3v_now_ns() - t0;
+    if (fs != S3V_OK) f->fn_status = fs;
+    return fs;
+}
+
+static void slot_range(ivf_index *ix, uint32_t slot, s3v_range *r)
+{
+    if (slot_is_page(slot)) {
+        const ivf_keypage_ref *p = &ix->c.pages[slot & ~CACHE_SLOT_PAGE];
+        *r = (s3v_range){ix->keymap_key, p->offset, p->size};
+    } else {
+        const ivf_cluster_ref *c = &ix->c.clusters[slot];
+        *r = (s3v_range){ix->data_keys[c->object], c->offset, c->size};
+    }
+}
+
+/* Makes every slot available: cached ones first, the rest with one parallel ranged read. fn runs once per
+ * slot as soon as it is available. */
+static s3v_status fetch_slots(ivf_index *ix, const uint32_t *slots, size_t n, uint64_t deadline,
+                              held_set *held, entry_fn fn, void *arg, ivf_stats *stats)
+{
+    s3v_status st = S3V_OK;
+    uint32_t *miss = malloc((n ? n : 1) * sizeof *miss);
+    uint32_t *retry = malloc((n ? n : 1) * sizeof *retry);
+    s3v_range *ranges = malloc((n ? n : 1) * sizeof *ranges);
+    if (!miss || !retry || !ranges) {
+        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    size_t nmiss = 0;
+    uint64_t t_fn = 0;
+    for (size_t i = 0; i < n; i++) {
+        cache_entry *e = cluster_cache_get(ix->cache, ix->uid, slots[i]);
+        if (!e) {
+            miss[nmiss++] = slots[i];
+            if (stats) stats->cache_misses++;
+            continue;
+        }
+        if (stats) stats->cache_hits++;
+        size_t hi;
+        st = held_add(held, e, &hi);
+        if (st != S3V_OK) {
+            cluster_cache_unpin(ix->cache, e);
+            goto fail;
+        }
+        uint64_t t0 = s3v_now_ns();
+        if (fn) S3V_CHECK(fn(arg, hi, e));
+        t_fn += s3v_now_ns() - t0;
+    }
+    uint64_t t_fetch = s3v_now_ns();
+    for (int attempt = 0; attempt < 2 && nmiss; attempt++) {
+        for (size_t i = 0; i < nmiss; i++) {
+            slot_range(ix, miss[i], &ranges[i]);
+            if (stats) stats->bytes_fetched += ranges[i].size;
+        }
+        if (stats) stats->requests += (uint32_t)nmiss;
+        fetch_ctx f = {ix, miss, held, fn, arg, retry, 0, S3V_OK, 0, ""};
+        st = s3v_storage_get_ranges(ix->st, ranges, nmiss, deadline, on_range, &f);
+        t_fn += f.ns_in_fn;
+        if (f.fn_status != S3V_OK) st = f.fn_status;
+        if (st != S3V_OK) {
+            if (st != f.fn_status && nmiss) {
+                char where[2200];
+                s3v_storage_describe(ix->st, ranges[0].key, where, sizeof where);
+                st = s3v_error_context(st, "reading %zu range%s of %s", nmiss, nmiss > 1 ? "s" : "", where);
+            }
+            goto fail;
+        }
+        if (f.retry_len && attempt == 1) {
+            s3v_range r;
+            slot_range(ix, retry[0], &r);
+            st = corrupt_in(ix,
+                            s3v_errorf(S3V_ERR_CORRUPT, "%s (bytes %llu..%llu, read twice)", f.first_error,
+                                       (unsigned long long)r.offset, (unsigned long long)(r.offset + r.size)),
+                            r.key);
+            goto fail;
+        }
+        memcpy(miss, retry, f.retry_len * sizeof *miss);
+        nmiss = f.retry_len;
+    }
+    if (stats) {
+        double total = (double)(s3v_now_ns() - t_fetch) / 1e6;
+        stats->ms_scan += (double)t_fn / 1e6;
+        stats->ms_fetch += total - (double)t_fn / 1e6 + 0; /* fetch time net of scanning */
+        if (stats->ms_fetch < 0) stats->ms_fetch = 0;
+    }
+fail:
+    free(miss);
+    free(retry);
+    free(ranges);
+    return st;
+}
+
+/* ---- search ---- */
+
+typedef struct search_ctx {
+    ivf_index *ix;
+    const ivf_query *q;
+    topk heap;
+    float sq, qoff; /* i8 inner products */
+    ivf_stats *stats;
+    held_set held;
+} search_ctx;
+
+static float finish_distance(const ivf_index *ix, float score)
+{
+    if (ix->c.metric == IVF_METRIC_EUCLIDEAN) return score > 0 ? sqrtf(score) : 0.0f;
+    return score;
+}
+
+static s3v_status scan_entry(void *arg, size_t hi, cache_entry *e)
+{
+    search_ctx *s = arg;
+    ivf_index *ix = s->ix;
+    const ivf_block *b = &e->blk;
+    uint32_t n = b->count, d = ix->c.dim;
+    const kern_table *kt = ix->kt;
+    ivf_metric metric = ix->c.metric;
+    float *dist = ix->dist;
+    if (n == 0) return S3V_OK;
+    s->stats->clusters_scanned++;
+    s->stats->vectors_scanned += n;
+    switch (ix->c.encoding) {
+    case IVF_ENC_F32:
+        if (metric == IVF_METRIC_EUCLIDEAN)
+            kt->l2sq_f32_rows(ix->qf, (const float *)b->vectors, d, n, dist);
+        else
+            kt->dot_f32_rows(ix->qf, (const float *)b->vectors, d, n, dist);
+        break;
+    case IVF_ENC_F16:
+        if (metric == IVF_METRIC_EUCLIDEAN)
+            kt->l2sq_f16_rows(ix->qf, (const uint16_t *)b->vectors, d, n, dist);
+        else
+            kt->dot_f16_rows(ix->qf, (const uint16_t *)b->vectors, d, n, dist);
+        break;
+    case IVF_ENC_I8:
+        if (metric == IVF_METRIC_EUCLIDEAN) {
+            kt->l2sq_i8_rows(ix->cq, (const int8_t *)b->vectors, d, n, ix->idist);
+            float s2 = ix->c.q_scale * ix->c.q_scale;
+            for (uint32_t r = 0; r < n; r++) dist[r] = s2 * (float)ix->idist[r];
+        } else {
+            kt->dot_i8_rows(ix->cq, (const int8_t *)b->vectors, d, n, ix->idist);
+            float f = ix->c.q_scale * s->sq;
+            for (uint32_t r = 0; r < n; r++) dist[r] = s->qoff + f * (float)ix->idist[r];
+        }
+        break;
+    }
+    /* turn into "smaller is closer" scores */
+    if (metric == IVF_METRIC_COSINE) {
+        for (uint32_t r = 0; r < n; r++) dist[r] = 1.0f - dist[r] * le_get_f32(b->inv_norms + 4 * (size_t)r);
+    } else if (metric == IVF_METRIC_DOT) {
+        for (uint32_t r = 0; r < n; r++) dist[r] = -dist[r];
+    }
+    const s3v_filter *flt = s->q->filter;
+    uint64_t base = (uint64_t)hi << 32;
+    float bound = topk_bound(&s->heap);
+    for (uint32_t r = 0; r < n; r++) {
+        if (!(dist[r] <= bound)) continue;
+        if (flt) {
+            if (!e->rest_ready) S3V_TRY(cluster_cache_rest(ix->cache, e));
+            s->stats->filter_evaluations++;
+            const ivf_rest *rs = &e->rest;
+            if (!filter_match(flt, rs->meta + rs->meta_off[r], rs->meta_off[r + 1] - rs->meta_off[r]))
+                continue;
+        }
+        if (topk_push(&s->heap, dist[r], base | r)) bound = topk_bound(&s->heap);
+    }
+    return S3V_OK;
+}
+
+static s3v_status prepare_query(ivf_index *ix, const ivf_query *q, search_ctx *s)
+{
+    uint32_t d = ix->c.dim;
+    if (q->dim != d)
+        return s3v_errorf(S3V_ERR_DIMENSION, "query vector has dimension %u, the index has dimension %u",
+                          q->dim, d);
+    if (q->topk < 1 || q->topk > IVF_TOPK_MAX)
+        return s3v_errorf(S3V_ERR_INVALID, "topK must be between 1 and %d", IVF_TOPK_MAX);
+    double ss = 0;
+    for (uint32_t j = 0; j < d; j++) {
+        if (!isfinite(q->vector[j]))
+            return s3v_errorf(S3V_ERR_INVALID, "query vector element %u is %s", j,
+                              isnan(q->vector[j]) ? "NaN" : "infinite");
+        ss += (double)q->vector[j] * q->vector[j];
+    }
+    memcpy(ix->qf, q->vector, d * sizeof(float));
+    if (ix->c.metric == IVF_METRIC_COSINE) {
+        if (!(ss > 0))
+            return s3v_errorf(S3V_ERR_INVALID,
+                              "a zero query vector has no direction under the cosine metric");
+        float inv = (float)(1.0 / sqrt(ss));
+        for (uint32_t j = 0; j < d; j++) ix->qf[j] *= inv;
+    }
+    if (ix->c.encoding == IVF_ENC_I8) {
+        quant_i8 qz = {d, ix->c.q_offset, ix->c.q_scale};
+        if (ix->c.metric == IVF_METRIC_EUCLIDEAN)
+            quant_i8_query_l2(&qz, ix->qf, ix->cq);
+        else
+            quant_i8_query_ip(&qz, ix->qf, ix->cq, &s->sq, &s->qoff);
+    }
+    return S3V_OK;
+}
+
+static int probe_before(const float *dist, uint32_t a, uint32_t b)
+{
+    return dist[a] < dist[b] || (dist[a] == dist[b] && a < b);
+}
+
+/* Moves the m nearest clusters of probe[from..n) to probe[from..from+m), nearest first, with a bounded
+ * max-heap (O(n log m)); the rest keep their relative order after them. */
+static void select_probes(ivf_index *ix, uint32_t from, uint32_t m, uint32_t n)
+{
+    uint32_t *p = ix->probe, *h = ix->heap;
+    const float *dist = ix->cdist;
+    if (from + m > n) m = n - from;
+    uint32_t len = 0;
+    for (uint32_t i = from; i < n; i++) {
+        uint32_t v = p[i];
+        if (len < m) {
+            uint32_t k = len++;
+            while (k > 0 && probe_before(dist, h[(k - 1) / 2], v)) {
+                h[k] = h[(k - 1) / 2];
+                k = (k - 1) / 2;
+            }
+            h[k] = v;
+        } else if (m && probe_before(dist, v, h[0])) {
+            uint32_t k = 0;
+            for (;;) {
+                uint32_t c = 2 * k + 1;
+                if (c >= len) break;
+                if (c + 1 < len && probe_before(dist, h[c], h[c + 1])) c++;
+                if (!probe_before(dist, v, h[c])) break;
+                h[k] = h[c];
+                k = c;
+            }
+            h[k] = v;
+        }
+    }
+    for (uint32_t i = 0; i < len; i++) ix->mark[h[i]] = 1;
+    /* heap sort ascending */
+    for (uint32_t end = len; end > 1; end--) {
+        uint32_t top = h[0];
+        uint32_t v = h[end - 1];
+        uint32_t k = 0, hl = end - 1;
+        for (;;) {
+            uint32_t c = 2 * k + 1;
+            if (c >= hl) break;
+            if (c + 1 < hl && probe_before(dist, h[c], h[c + 1])) c++;
+            if (!probe_before(dist, v, h[c])) break;
+            h[k] = h[c];
+            k = c;
+        }
+        h[k] = v;
+        h[end - 1] = top;
+    }
+    uint32_t w = from + len;
+    for (uint32_t i = from; i < n; i++)
+        if (!ix->mark[p[i]]) h[w++ - from] = p[i];
+    for (uint32_t i = 0; i < len; i++) ix->mark[h[i]] = 0;
+    memcpy(p + from, h, (size_t)(n - from) * sizeof *p);
+}
+
+static s3v_status arena_put(s3v_buf *a, const void *p, size_t n, size_t align, size_t *off)
+{
+    while (a->len % align) S3V_TRY(s3v_buf_append(a, "", 1));
+    *off = a->len;
+    return s3v_buf_append(a, p, n);
+}
+
+/* Appends one hit (key, metadata, data of row r of entry e) to out; pointers are offsets until fixed. */
+static s3v_status add_hit(ivf_index *ix, cache_entry *e, uint32_t r, float distance, int want_meta,
+                          int want_data, ivf_result *out, size_t *cap)
+{
+    if (!e->rest_ready) S3V_TRY(cluster_cache_rest(ix->cache, e));
+    if (out->len == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        ivf_hit *h = realloc(out->hits, nc * sizeof *h);
+        if (!h) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        out->hits = h;
+        *cap = nc;
+    }
+    ivf_hit *h = &out->hits[out->len];
+    memset(h, 0, sizeof *h);
+    const ivf_rest *rs = &e->rest;
+    size_t off;
+    h->key_len = rs->key_off[r + 1] - rs->key_off[r];
+    S3V_TRY(arena_put(&out->arena, rs->keys + rs->key_off[r], h->key_len, 1, &off));
+    h->key = (const uint8_t *)(uintptr_t)(off + 1);
+    h->distance = distance;
+    size_t ml = rs->meta_off[r + 1] - rs->meta_off[r];
+    if (want_meta && ml) {
+        S3V_TRY(arena_put(&out->arena, rs->meta + rs->meta_off[r], ml, 1, &off));
+        h->meta = (const uint8_t *)(uintptr_t)(off + 1);
+        h->meta_len = ml;
+    }
+    if (want_data) {
+        uint32_t d = ix->c.dim;
+        quant_i8 qz = {d, ix->c.q_offset, ix->c.q_scale};
+        quant_decode_row(ix->c.encoding, &qz,
+                         e->blk.vectors + (size_t)r * d * ivf_encoding_size(ix->c.encoding), d, ix->rowbuf);
+        S3V_TRY(arena_put(&out->arena, ix->rowbuf, d * sizeof(float), sizeof(float), &off));
+        h->data = (const float *)(uintptr_t)(off + 1);
+    }
+    out->len++;
+    return S3V_OK;
+}
+
+/* Turns arena offsets (stored +1 so that 0 stays NULL) into pointers. */
+static void fix_pointers(ivf_result *out)
+{
+    uint8_t *base = out->arena.ptr;
+    for (size_t i = 0; i < out->len; i++) {
+        ivf_hit *h = &out->hits[i];
+        if (h->key) h->key = base + ((uintptr_t)h->key - 1);
+        if (h->meta) h->meta = base + ((uintptr_t)h->meta - 1);
+        if (h->data) h->data = (const float *)(base + ((uintptr_t)h->data - 1));
+    }
+}
+
+static void result_init(ivf_result *out)
+{
+    memset(out, 0, sizeof *out);
+    s3v_buf_init(&out->arena, (size_t)64 << 20);
+}
+
+void ivf_result_free(ivf_result *r)
+{
+    if (!r) return;
+    free(r->hits);
+    s3v_buf_free(&r->arena);
+    memset(r, 0, sizeof *r);
+}
+
+s3v_status ivf_index_search(ivf_index *ix, const ivf_query *q, ivf_result *out)
+{
+    uint64_t t0 = s3v_now_ns();
+    result_init(out);
+    search_ctx s;
+    memset(&s, 0, sizeof s);
+    s.ix = ix;
+    s.q = q;
+    s.stats = &out->stats;
+    s3v_status st = prepare_query(ix, q, &s);
+    if (st != S3V_OK) return st;
+    S3V_TRY(topk_init(&s.heap, q->topk));
+    uint32_t nlist = ix->c.nlist;
+    uint32_t nprobe = q->exact               ? nlist
+                      : q->nprobe            ? q->nprobe
+                      : q->recall_target > 0 ? ivf_index_nprobe_for_recall(ix, q->recall_target)
+                                             : ix->m.default_nprobe;
+    if (nprobe > nlist) nprobe = nlist;
+    if (nprobe < 1) nprobe = 1;
+    out->stats.nprobe = nprobe;
+    /* centroid distances in the assignment metric */
+    if (ix->c.metric == IVF_METRIC_EUCLIDEAN) {
+        ix->kt->l2sq_f32_rows(ix->qf, ix->c.centroids, ix->c.dim, nlist, ix->cdist);
+    } else {
+        ix->kt->dot_f32_rows(ix->qf, ix->c.centroids, ix->c.dim, nlist, ix->cdist);
+        for (uint32_t c = 0; c < nlist; c++) ix->cdist[c] = -ix->cdist[c];
+    }
+    for (uint32_t c = 0; c < nlist; c++) ix->probe[c] = c;
+    out->stats.ms_probe = (double)(s3v_now_ns() - t0) / 1e6;
+    uint32_t done = 0, round = nprobe;
+    size_t cap = 0;
+    while (done < nlist) {
+        uint32_t m = round < nlist - done ? round : nlist - done;
+        select_probes(ix, done, m, nlist);
+        out->stats.rounds++;
+        S3V_CHECK(fetch_slots(ix, ix->probe + done, m, q->deadline_ns, &s.held, scan_entry, &s, &out->stats));
+        done += m;
+        if (!q->filter || s.heap.len >= s.heap.k) break;
+        if (q->deadline_ns != S3V_NO_DEADLINE && s3v_now_ns() > q->deadline_ns) {
+            st = s3v_errorf(S3V_ERR_TIMEOUT, "deadline passed after scanning %u of %u clusters", done, nlist);
+            goto fail;
+        }
+        round = round * 2;
+    }
+    topk_sort(&s.heap);
+    for (size_t i = 0; i < s.heap.len; i++) {
+        cache_entry *e = s.held.e[s.heap.id[i] >> 32];
+        S3V_CHECK(add_hit(ix, e, (uint32_t)s.heap.id[i], finish_distance(ix, s.heap.dist[i]),
+                          q->want_metadata, q->want_data, out, &cap));
+    }
+    fix_pointers(out);
+    out->stats.ms_total = (double)(s3v_now_ns() - t0) / 1e6;
+fail:
+    held_release(ix, &s.held);
+    topk_free(&s.heap);
+    if (st != S3V_OK) ivf_result_free(out);
+    return st;
+}
+
+/* ---- get by key ---- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t uniq_u32(uint32_t *v, size_t n)
+{
+    if (!n) return 0;
+    qsort(v, n, sizeof *v, cmp_u32);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[k - 1]) v[k++] = v[i];
+    return k;
+}
+
+/* Pages that may hold hash h: the last page whose first hash <= h, and earlier pages while a run of h
+ * may continue backwards into them. */
+static size_t pages_for_hash(const ivf_index *ix, uint64_t h, uint32_t *out, size_t max)
+{
+    const ivf_keypage_ref *p = ix->c.pages;
+    size_t lo = 0, hi = ix->c.npages;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p[mid].first_hash <= h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t n = 0;
+    if (lo == 0) return 0;
+    size_t j = lo - 1;
+    out[n++] = CACHE_SLOT_PAGE | (uint32_t)j;
+    while (j > 0 && p[j].first_hash == h && n < max) out[n++] = CACHE_SLOT_PAGE | (uint32_t)--j;
+    return n;
+}
+
+typedef struct get_ctx {
+    cache_entry **by_slot_e; /* filled as entries arrive: index by position in the slot list */
+    const uint32_t *slots;
+    size_t nslots;
+} get_ctx;
+
+static s3v_status note_entry(void *arg, size_t hi, cache_entry *e)
+{
+    get_ctx *g = arg;
+    for (size_t i = 0; i < g->nslots; i++)
+        if (g->slots[i] == e->slot) g->by_slot_e[i] = e;
+    return S3V_OK;
+}
+
+static cache_entry *find_slot(const get_ctx *g, uint32_t slot)
+{
+    size_t lo = 0, hi = g->nslots;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (g->slots[mid] < slot)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < g->nslots && g->slots[lo] == slot ? g->by_slot_e[lo] : NULL;
+}
+
+s3v_status ivf_index_get(ivf_index *ix, const uint8_t *const *keys, const size_t *key_lens, size_t n,
+                         int want_data, int want_meta, uint64_t deadline, ivf_result *out)
+{
+    uint64_t t0 = s3v_now_ns();
+    result_init(out);
+    s3v_status st = S3V_OK;
+    held_set held = {0};
+    uint64_t *hashes = malloc((n ? n : 1) * sizeof *hashes);
+    uint32_t *slots = malloc((n * 8 + 1) * sizeof *slots);
+    uint32_t *clusters = NULL;
+    size_t ncl = 0;
+    get_ctx g = {0};
+    get_ctx gc = {0};
+    if (!hashes || !slots) {
+        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        hashes[i] = ivf_key_hash(keys[i], key_lens[i]);
+        ns += pages_for_hash(ix, hashes[i], slots + ns, 8);
+    }
+    ns = uniq_u32(slots, ns);
+    g.slots = slots;
+    g.nslots = ns;
+    g.by_slot_e = calloc(ns ? ns : 1, sizeof *g.by_slot_e);
+    if (!g.by_slot_e) {
+        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    S3V_CHECK(fetch_slots(ix, slots, ns, deadline, &held, note_entry, &g, &out->stats));
+    /* clusters named by the pages for each key */
+    size_t ccap = n * 2 + 16;
+    clusters = malloc(ccap * sizeof *clusters);
+    if (!clusters) {
+        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t ps[8];
+        size_t np = pages_for_hash(ix, hashes[i], ps, 8);
+        for (size_t k = 0; k < np; k++) {
+            cache_entry *e = find_slot(&g, ps[k]);
+            if (!e) continue;
+            size_t m = e->size / IVF_KEYMAP_ENTRY_SIZE;
+            for (size_t r = 0; r < m; r++) {
+                const uint8_t *ent = e->bytes + r * IVF_KEYMAP_ENTRY_SIZE;
+                if (le_get_u64(ent) != hashes[i]) continue;
+                uint32_t c = le_get_u32(ent + 8);
+                if (c >= ix->c.nlist) {
+                    st = corrupt_in(
+                        ix, s3v_errorf(S3V_ERR_CORRUPT, "key map names cluster %u of %u", c, ix->c.nlist),
+                        ix->keymap_key);
+                    goto fail;
+                }
+                if (ncl == ccap) {
+                    ccap *= 2;
+                    uint32_t *nc = realloc(clusters, ccap * sizeof *nc);
+                    if (!nc) {
+                        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+                        goto fail;
+                    }
+                    clusters = nc;
+                }
+                clusters[ncl++] = c;
+            }
+        }
+    }
+    ncl = uniq_u32(clusters, ncl);
+    gc.slots = clusters;
+    gc.nslots = ncl;
+    gc.by_slot_e = calloc(ncl ? ncl : 1, sizeof *gc.by_slot_e);
+    if (!gc.by_slot_e) {
+        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    S3V_CHECK(fetch_slots(ix, clusters, ncl, deadline, &held, note_entry, &gc, &out->stats));
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (size_t c = 0; c < ncl && !found; c++) {
+            cache_entry *e = gc.by_slot_e[c];
+            if (!e) continue;
+            if (!e->rest_ready) S3V_CHECK(cluster_cache_rest(ix->cache, e));
+            const ivf_rest *rs = &e->rest;
+            for (uint32_t r = 0; r < rs->count; r++) {
+                size_t kl = rs->key_off[r + 1] - rs->key_off[r];
+                if (kl == key_lens[i] && memcmp(rs->keys + rs->key_off[r], keys[i], kl) == 0) {
+                    S3V_CHECK(add_hit(ix, e, r, 0.0f, want_meta, want_data, out, &cap));
+                    found = 1;
+                    break;
+                }
+            }
+        }
+    }
+    fix_pointers(out);
+    out->stats.ms_total = (double)(s3v_now_ns() - t0) / 1e6;
+fail:
+    held_release(ix, &held);
+    free(g.by_slot_e);
+    free(gc.by_slot_e);
+    free(hashes);
+    free(slots);
+    free(clusters);
+    if (st != S3V_OK) ivf_result_free(out);
+    return st;
+}
+
+/* ---- list ---- */
+
+static s3v_status parse_token(const ivf_index *ix, const char *tok, uint32_t segc, uint32_t segi,
+                              uint32_t *cluster, uint32_t *row)
+{
+    char gen[IVF_NAME_MAX];
+    unsigned sc, si, c, r;
+    if (strlen(tok) >= IVF_TOKEN_MAX || sscanf(tok, "1.%24[^.].%u.%u.%u.%u", gen, &sc, &si, &c, &r) != 5)
+        return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
+    if (strcmp(gen, ix->m.generation) != 0)
+        return s3v_errorf(S3V_ERR_INVALID,
+                          "nextToken belongs to an earlier version of the index; start the listing again");
+    if (sc != segc || si != segi) return s3v_errorf(S3V_ERR_INVALID, "nextToken belongs to another segment");
+    if (c >= ix->c.nlist) return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
+    *cluster = c;
+    *row = r;
+    return S3V_OK;
+}
+
+s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *out,
+                          char next_token[IVF_TOKEN_MAX])
+{
+    uint64_t t0 = s3v_now_ns();
+    result_init(out);
+    next_token[0] = 0;
+    uint32_t segc = req->segment_count ? req->segment_count : 1;
+    if (req->segment_index >= segc)
+        return s3v_errorf(S3V_ERR_INVALID, "segmentIndex must be less than segmentCount");
+    uint32_t nlist = ix->c.nlist;
+    uint32_t c0 = (uint32_t)((uint64_t)nlist * req->segment_index / segc);
+    uint32_t c1 = (uint32_t)((uint64_t)nlist * (req->segment_index + 1) / segc);
+    uint32_t cluster = c0, row = 0;
+    if (req->next_token && *req->next_token) {
+        S3V_TRY(parse_token(ix, req->next_token, segc, req->segment_index, &cluster, &row));
+        if (cluster < c0 || cluster >= c1)
+            return s3v_errorf(S3V_ERR_INVALID, "nextToken belongs to another segment");
+    }
+    uint32_t max_results = req->max_results ? req->max_results : LIST_DEFAULT;
+    size_t max_bytes = req->max_bytes ? req->max_bytes : LIST_MAX_BYTES;
+    s3v_status st = S3V_OK;
+    size_t cap = 0;
+    int full = 0;
+    while (cluster < c1 && !full) {
+        uint32_t batch[LIST_BATCH];
+        uint32_t nb = 0;
+        for (uint32_t c = cluster; c < c1 && nb < LIST_BATCH; c++) batch[nb++] = c;
+        held_set held = {0};
+        get_ctx g = {0};
+        g.slots = batch;
+        g.nslots = nb;
+        cache_entry *ents[LIST_BATCH] = {0};
+        g.by_slot_e = ents;
+        st = fetch_slots(ix, batch, nb, req->deadline_ns, &held, note_entry, &g, &out->stats);
+        for (uint32_t k = 0; st == S3V_OK && k < nb && !full; k++) {
+            cache_entry *e = ents[k];
+            uint32_t count = ix->c.clusters[batch[k]].count;
+            for (uint32_t r = (batch[k] == cluster ? row : 0); r < count; r++) {
+                if (out->len >= max_results || out->arena.len >= max_bytes) {
+                    snprintf(next_token, IVF_TOKEN_MAX, "1.%s.%u.%u.%u.%u", ix->m.generation, segc,
+                             req->segment_index, batch[k], r);
+                    full = 1;
+                    break;
+                }
+                st = add_hit(ix, e, r, 0.0f, req->want_metadata, req->want_data, out, &cap);
+                if (st != S3V_OK) break;
+            }
+        }
+        held_release(ix, &held);
+        if (st != S3V_OK) break;
+        cluster = batch[nb - 1] + 1;
+        row = 0;
+    }
+    if (st != S3V_OK) {
+        ivf_result_free(out);
+        next_token[0] = 0;
+        return st;
+    }
+    fix_pointers(out);
+    out->stats.ms_total = (double)(s3v_now_ns() - t0) / 1e6;
+    return S3V_OK;
+}

@@ -1,0 +1,118 @@
+/* engine/index.h: an opened index generation (manifest + centroids kept in memory: the warm state)
+ * and the three read paths: search (QueryVectors), get by key (GetVectors), list (ListVectors).
+ *
+ * A query probes the nprobe nearest centroids, fetches the missing clusters with one parallel ranged
+ * read (each range verified by its CRC before use, and retried once when the bytes are corrupt), scans
+ * them with the SIMD kernels as each arrives, and keeps the top k with a heap. With a filter, vectors
+ * are tested only when their distance would enter the heap, and further clusters are probed in
+ * rounds until k matches are found or every cluster has been scanned.
+ *
+ * Ownership: the index borrows the storage and the cache (both must outlive it). Results own their
+ * memory (ivf_result_free). An index and its cache are used by one thread at a time. */
+#ifndef S3V_INDEX_H
+#define S3V_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/status.h"
+#include "common/storage.h"
+#include "engine/cache.h"
+#include "engine/filter.h"
+#include "engine/format.h"
+
+typedef struct ivf_index ivf_index;
+
+/* Reads the manifest and the centroids object of the index at `prefix` in st.
+ * S3V_ERR_NOT_FOUND when there is no manifest; S3V_ERR_CORRUPT / _UNSUPPORTED with the object's name. */
+S3V_MUST_USE s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *cache,
+                                       uint64_t deadline_ns, ivf_index **out);
+void ivf_index_close(ivf_index *ix);
+
+const ivf_manifest *ivf_index_manifest(const ivf_index *ix);
+const ivf_centroids *ivf_index_centroids(const ivf_index *ix);
+/* Bytes of memory held by the warm state (centroids, directories). */
+size_t ivf_index_memory(const ivf_index *ix);
+
+/* Re-reads the manifest; *changed = 1 when it names another generation than this index (the caller
+ * then opens the index again). */
+S3V_MUST_USE s3v_status ivf_index_check_fresh(ivf_index *ix, uint64_t deadline_ns, int *changed);
+
+/* Probe count for a recall target in (0, 1]: the smallest calibrated nprobe meeting it (nlist if none). */
+uint32_t ivf_index_nprobe_for_recall(const ivf_index *ix, float recall);
+
+#define IVF_TOPK_MAX 10000
+
+typedef struct ivf_query {
+    const float *vector;
+    uint32_t dim;
+    uint32_t topk;            /* 1..IVF_TOPK_MAX */
+    uint32_t nprobe;          /* 0: from recall_target, else the index default */
+    float recall_target;      /* 0: none */
+    int exact;                /* scan every cluster */
+    const s3v_filter *filter; /* NULL: none */
+    int want_metadata;
+    int want_data;
+    uint64_t deadline_ns;
+} ivf_query;
+
+typedef struct ivf_hit {
+    const uint8_t *key;
+    size_t key_len;
+    float distance;
+    const uint8_t *meta; /* NULL when not asked for or absent */
+    size_t meta_len;
+    const float *data; /* dim floats when asked for, else NULL */
+} ivf_hit;
+
+typedef struct ivf_stats {
+    uint32_t nprobe; /* clusters the query asked for */
+    uint32_t clusters_scanned;
+    uint32_t rounds; /* probe rounds (more than 1 when a filter needed more clusters) */
+    uint32_t cache_hits;
+    uint32_t cache_misses;
+    uint32_t requests; /* storage range reads issued */
+    uint64_t bytes_fetched;
+    uint64_t vectors_scanned;
+    uint64_t filter_evaluations;
+    double ms_probe, ms_fetch, ms_scan, ms_total;
+} ivf_stats;
+
+typedef struct ivf_result {
+    ivf_hit *hits;
+    size_t len;
+    ivf_stats stats;
+    s3v_buf arena; /* keys, metadata and data of the hits */
+} ivf_result;
+
+/* Top-k search. Errors: S3V_ERR_DIMENSION, S3V_ERR_INVALID (NaN/Inf, zero vector under cosine, topk out
+ * of range), storage errors, S3V_ERR_TIMEOUT, S3V_ERR_CORRUPT naming the object and cluster. */
+S3V_MUST_USE s3v_status ivf_index_search(ivf_index *ix, const ivf_query *q, ivf_result *out);
+
+/* GetVectors: hits for the keys that exist, in request order (missing keys are skipped). */
+S3V_MUST_USE s3v_status ivf_index_get(ivf_index *ix, const uint8_t *const *keys, const size_t *key_lens,
+                                      size_t n, int want_data, int want_metadata, uint64_t deadline_ns,
+                                      ivf_result *out);
+
+typedef struct ivf_list_req {
+    uint32_t segment_count; /* 0 or 1: one segment */
+    uint32_t segment_index;
+    uint32_t max_results;   /* 0: 500 */
+    size_t max_bytes;       /* 0: 1 MiB of keys, metadata and data */
+    const char *next_token; /* NULL: from the start */
+    int want_data;
+    int want_metadata;
+    uint64_t deadline_ns;
+} ivf_list_req;
+
+#define IVF_TOKEN_MAX 128
+
+/* ListVectors: one page; next_token receives "" at the end. A token from another generation or
+ * segment is S3V_ERR_INVALID. */
+S3V_MUST_USE s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *out,
+                                       char next_token[IVF_TOKEN_MAX]);
+
+void ivf_result_free(ivf_result *r);
+
+#endif
