@@ -9,7 +9,8 @@
  * byte (strings, escapes, surrogate pairs, numbers, literals, nesting), and records for each
  * referenced key the span of its value (first occurrence wins). eval() then walks the nodes; a
  * leaf decodes just the value it needs: strings are compared escape-by-escape against the operand
- * bytes, numbers are converted with strtod from a copy of their (at most 63-byte) token.
+ * bytes, numbers are converted with strtod (C locale; only bootstrap/ and cli/ could change it, and
+ * neither does) from a bounded copy of their token.
  *
  * Semantic choices not fixed by the S3 Vectors guide, and why:
  *  - $ne / $nin on a missing key match (they are the negations of $eq / $in, the MongoDB rule the
@@ -19,8 +20,9 @@
  *    with the guide's documented any-element rule for $eq).
  *  - An empty filter object {} is rejected rather than read as "match all": S3 Vectors requires
  *    every $and/$or array to be non-empty, and a client that wants no filter omits it.
- *  - A number token longer than 63 bytes is malformed: cJSON (which parses every PutVectors body)
- *    rejects such tokens too, and cJSON_PrintUnformatted never writes one, so none is ever stored.
+ *  - A number token longer than 1024 bytes is malformed (it is converted from a bounded copy).
+ *    cJSON_PrintUnformatted, which writes the stored metadata, never writes more than 26 bytes, so
+ *    only hand-made text can hold one; cJSON itself would accept it.
  *
  * Metadata sizes (metadata_size): S3 Vectors states the limits but not how bytes are counted. We
  * count, per top-level key, the UTF-8 bytes of the key plus the value's bytes: a string its UTF-8
@@ -35,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NUMBER_MAX_TOKEN 63 /* bytes; cJSON's own limit */
+#define NUMBER_MAX_TOKEN 1024 /* bytes of one number in metadata text */
 #define PATH_CAP         192
 
 enum node_kind { NODE_AND = 0, NODE_OR = 1, NODE_LEAF = 2 };
@@ -172,7 +174,7 @@ static s3v_status add_string(compiler *c, const char *s, size_t len, uint32_t *o
 {
     s3v_filter *f = c->f;
     if (len > UINT32_MAX - f->strings_len) return fail_at(c, "string too long");
-    if (f->strings_len + len > f->strings_cap) {
+    if (!f->strings || f->strings_len + len > f->strings_cap) { /* never NULL once used: memcmp */
         size_t ncap = f->strings_cap ? f->strings_cap : 64;
         while (ncap < f->strings_len + len) ncap *= 2;
         uint8_t *p = realloc(f->strings, ncap);

@@ -34,7 +34,7 @@
  * notes where the referenced keys' values are (the first occurrence of a duplicated key wins, as
  * with cJSON_GetObjectItemCaseSensitive); only those values are decoded. Text that is not a single
  * well-formed JSON object (truncated, bad escapes or lone surrogates, raw control characters in
- * strings, nesting deeper than S3V_FILTER_MAX_METADATA_DEPTH, a number token longer than 63 bytes)
+ * strings, nesting deeper than S3V_FILTER_MAX_METADATA_DEPTH, a number token over 1024 bytes)
  * never matches, whatever the filter, and is never read outside (ptr, len).
  *
  * Threading: a compiled filter is immutable and may be shared by threads; filter_match uses only
