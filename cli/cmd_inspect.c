@@ -1,0 +1,163 @@
+/* cli/cmd_inspect.c: `s3vec inspect`: manifest, counts, object sizes, cluster-size histogram, and
+ * --verify, which reads every cluster and key-map page and checks its checksum. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/clock.h"
+
+static const char HELP[] =
+    "usage: s3vec inspect <index> [--verify] [--json]\n"
+    "\n"
+    "Prints the manifest, counts, object sizes, the calibration table and a histogram of cluster sizes.\n"
+    "  --verify   read every cluster and key-map page and check every checksum (reads the whole index)\n"
+    "  --json     JSON output\n";
+
+/* Scans every cluster through the exact search path (which verifies each block) and every key-map page
+ * through a key lookup per page. */
+static s3v_status verify_all(ivf_index *ix, uint64_t *vectors)
+{
+    const ivf_manifest *m = ivf_index_manifest(ix);
+    float *zero = calloc(m->dimension, sizeof *zero);
+    if (!zero) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    zero[0] = 1.0f; /* a non-zero vector, valid for every metric */
+    ivf_query q = {
+        .vector = zero, .dim = m->dimension, .topk = 1, .exact = 1, .deadline_ns = S3V_NO_DEADLINE};
+    ivf_result r;
+    s3v_status st = ivf_index_search(ix, &q, &r);
+    free(zero);
+    if (st != S3V_OK) return st;
+    *vectors = r.stats.vectors_scanned;
+    ivf_result_free(&r);
+    /* list everything: decodes every keys/metadata section */
+    ivf_list_req req = {.max_results = 1000, .deadline_ns = S3V_NO_DEADLINE, .want_metadata = 1};
+    char token[IVF_TOKEN_MAX] = "", prev[IVF_TOKEN_MAX];
+    uint64_t listed = 0;
+    do {
+        st = ivf_index_list(ix, &req, &r, token);
+        if (st != S3V_OK) return st;
+        listed += r.len;
+        ivf_result_free(&r);
+        snprintf(prev, sizeof prev, "%s", token);
+        req.next_token = prev;
+    } while (token[0]);
+    if (listed != m->count)
+        return s3v_errorf(S3V_ERR_CORRUPT, "listing found %llu vectors, the manifest says %llu",
+                          (unsigned long long)listed, (unsigned long long)m->count);
+    return S3V_OK;
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {{"verify", no_argument, 0, 'v'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int verify = 0, json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'v': verify = 1; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(HELP, stdout); return CLI_EXIT_OK;
+        default: return cli_usage_error("inspect", "unknown option");
+        }
+    }
+    if (optind != argc - 1) return cli_usage_error("inspect", "expected exactly one index location");
+    s3v_storage *st;
+    cluster_cache *cache;
+    ivf_index *ix;
+    s3v_status s = cli_open_index(argv[optind], 0, &st, &cache, &ix);
+    if (s != S3V_OK) return cli_fail("inspect", s);
+    const ivf_manifest *m = ivf_index_manifest(ix);
+    const ivf_centroids *cs = ivf_index_centroids(ix);
+    uint64_t data_bytes = 0;
+    for (size_t i = 0; i < m->data_len; i++) data_bytes += m->data[i].size;
+    uint32_t minc = UINT32_MAX, maxc = 0;
+    uint64_t hist[33] = {0};
+    for (uint32_t i = 0; i < cs->nlist; i++) {
+        uint32_t n = cs->clusters[i].count;
+        if (n < minc) minc = n;
+        if (n > maxc) maxc = n;
+        int b = 0;
+        while (b < 32 && (1ull << (b + 1)) <= n) b++;
+        hist[n ? b + 1 : 0]++;
+    }
+    uint64_t verified = 0;
+    int rc = CLI_EXIT_OK;
+    if (verify) {
+        s = verify_all(ix, &verified);
+        if (s != S3V_OK) rc = cli_fail("inspect", s);
+    }
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "generation", m->generation);
+        cJSON_AddStringToObject(o, "creationTime", m->creation_time);
+        cJSON_AddNumberToObject(o, "dimension", m->dimension);
+        cJSON_AddStringToObject(o, "metric", ivf_metric_name(m->metric));
+        cJSON_AddStringToObject(o, "encoding", ivf_encoding_name(m->encoding));
+        cJSON_AddNumberToObject(o, "count", (double)m->count);
+        cJSON_AddNumberToObject(o, "nlist", m->nlist);
+        cJSON_AddNumberToObject(o, "defaultNprobe", m->default_nprobe);
+        cJSON_AddNumberToObject(o, "centroidsBytes", (double)m->centroids_size);
+        cJSON_AddNumberToObject(o, "dataBytes", (double)data_bytes);
+        cJSON_AddNumberToObject(o, "keymapBytes", (double)m->keymap_size);
+        cJSON_AddNumberToObject(o, "dataObjects", (double)m->data_len);
+        cJSON_AddNumberToObject(o, "minClusterSize", minc);
+        cJSON_AddNumberToObject(o, "maxClusterSize", maxc);
+        cJSON *cal = cJSON_AddArrayToObject(o, "calibration");
+        for (size_t i = 0; i < m->calib_len; i++) {
+            cJSON *p = cJSON_CreateObject();
+            cJSON_AddNumberToObject(p, "nprobe", m->calib[i].nprobe);
+            cJSON_AddNumberToObject(p, "recall", m->calib[i].recall);
+            cJSON_AddItemToArray(cal, p);
+        }
+        cJSON *h = cJSON_AddArrayToObject(o, "clusterSizeHistogram");
+        for (int b = 0; b < 33; b++) {
+            if (!hist[b]) continue;
+            cJSON *p = cJSON_CreateObject();
+            cJSON_AddNumberToObject(p, "min", b ? (double)(1ull << (b - 1)) : 0);
+            cJSON_AddNumberToObject(p, "max", b ? (double)((1ull << b) - 1) : 0);
+            cJSON_AddNumberToObject(p, "clusters", (double)hist[b]);
+            cJSON_AddItemToArray(h, p);
+        }
+        if (verify) cJSON_AddBoolToObject(o, "verified", rc == CLI_EXIT_OK);
+        cli_print_json(o, 1);
+    } else {
+        printf("generation   %s (created %s)\n", m->generation, m->creation_time);
+        printf("vectors      %llu x %u, %s, %s\n", (unsigned long long)m->count, m->dimension,
+               ivf_metric_name(m->metric), ivf_encoding_name(m->encoding));
+        printf("clusters     %u (sizes %u..%u, mean %.1f), default nprobe %u\n", m->nlist, minc, maxc,
+               (double)m->count / m->nlist, m->default_nprobe);
+        printf("objects      centroids %llu B, keymap %llu B, %zu data object%s %llu B\n",
+               (unsigned long long)m->centroids_size, (unsigned long long)m->keymap_size, m->data_len,
+               m->data_len == 1 ? "" : "s", (unsigned long long)data_bytes);
+        printf("warm memory  %zu B\n", ivf_index_memory(ix));
+        if (m->non_filterable_len) {
+            printf("non-filterable metadata keys:");
+            for (size_t i = 0; i < m->non_filterable_len; i++) printf(" %s", m->non_filterable[i]);
+            printf("\n");
+        }
+        printf("calibration  (nprobe: recall@10)");
+        for (size_t i = 0; i < m->calib_len; i++)
+            printf("%s %u: %.3f", i % 6 ? "," : "\n            ", m->calib[i].nprobe, m->calib[i].recall);
+        printf("\ncluster sizes (histogram)\n");
+        for (int b = 0; b < 33; b++) {
+            if (!hist[b]) continue;
+            if (b == 0)
+                printf("  %12s  %llu\n", "0", (unsigned long long)hist[b]);
+            else
+                printf("  %5llu..%-5llu  %llu\n", 1ull << (b - 1), (1ull << b) - 1,
+                       (unsigned long long)hist[b]);
+        }
+        if (verify && rc == CLI_EXIT_OK)
+            printf("verify       ok: %llu vectors in %u clusters, every checksum matches\n",
+                   (unsigned long long)verified, m->nlist);
+    }
+    ivf_index_close(ix);
+    cluster_cache_free(cache);
+    s3v_storage_close(st);
+    return rc;
+}
