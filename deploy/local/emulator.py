@@ -36,6 +36,7 @@ import math
 import os
 import queue
 import secrets
+import select
 import signal
 import subprocess
 import sys
@@ -57,6 +58,7 @@ MAX_ASYNC_PAYLOAD = 1024 * 1024  # Invoke, Event
 MAX_CLIENT_CONTEXT = 3583  # bytes of base64 in X-Amz-Client-Context
 MAX_LOG_LINE = 256 * 1024  # longer child output lines are split
 LOG_TAIL_SIZE = 4096  # X-Amz-Log-Result carries the last 4 KB
+INIT_ERROR_GRACE_MS = 500.0  # after /init/error the runtime should exit; it is killed after this
 STATS_KEEP = 10000  # invocations remembered by /_emulator/stats
 DEFAULT_ACCOUNT = "123456789012"
 LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -189,6 +191,8 @@ class Sandbox:
         self.served = 0
         self.last_hwm_kb = None
         self.runtime_api = None  # "127.0.0.1:port", set by the emulator
+        self._pump_busy = 0
+        self.log_inv = None  # invocation whose log tail collects output, from dispatch to END
         self.worker = threading.Thread(target=self._run, name=f"sandbox-{index}", daemon=True)
 
     # ----- process lifecycle (all *_locked methods run with self.cond held) -----
@@ -256,20 +260,59 @@ class Sandbox:
         self.cond.notify_all()
 
     def _pump(self, stream):
+        """Copy one output pipe of the bootstrap, line by line, into the log and the current
+        invocation's log tail. Reads raw chunks so ``drain_output`` can tell (select + busy flag)
+        whether output written before a response has been logged."""
+        fd = stream.fileno()
+        pending = b""
         try:
-            for raw in iter(lambda: stream.readline(MAX_LOG_LINE), b""):
-                line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
-                self.emu.log(f"[{self.label}] {line}")
-                inv = self.current or self.pending
-                if inv is not None:
-                    inv.add_log(line)
-        except (OSError, ValueError):
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                self._pump_busy += 1
+                try:
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    if len(pending) > MAX_LOG_LINE:
+                        lines.append(pending)
+                        pending = b""
+                    for raw in lines:
+                        self._log_line(raw)
+                finally:
+                    self._pump_busy -= 1
+            if pending:
+                self._log_line(pending)
+        except OSError:
             pass
         finally:
             try:
                 stream.close()
             except OSError:
                 pass
+
+    def _log_line(self, raw):
+        line = raw.rstrip(b"\r").decode("utf-8", "replace")
+        self.emu.log(f"[{self.label}] {line}")
+        inv = self.log_inv
+        if inv is not None:
+            inv.add_log(line)
+
+    def drain_output(self, limit_s=0.05):
+        """Wait (briefly) until output the bootstrap has already written is logged."""
+        proc = self.proc
+        if proc is None:
+            return
+        streams = [s for s in (proc.stdout, proc.stderr) if s is not None and not s.closed]
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            try:
+                readable, _, _ = select.select(streams, [], [], 0)
+            except (OSError, ValueError):
+                return
+            if not readable and not self._pump_busy:
+                return
+            time.sleep(0.0005)
 
     def _watch(self, proc, gen):
         rc = proc.wait()
@@ -343,7 +386,13 @@ class Sandbox:
                 return
             inv.pid = self.pid
             if self.state == "init":
-                self._wait_locked(lambda: self.state != "init", self.t_spawn + emu.init_timeout * 1000.0)
+                self._wait_locked(lambda: self.state != "init" or self.init_error is not None,
+                                  self.t_spawn + emu.init_timeout * 1000.0)
+                if self.state == "init" and self.init_error is not None:
+                    # The runtime reported an init error; it is expected to exit. Reset it if not.
+                    self._wait_locked(lambda: self.state != "init", _now_ms() + INIT_ERROR_GRACE_MS)
+                    if self.state == "init":
+                        self._kill_locked("init error")
                 if emu.stopping:
                     self._finish_locked(inv, "shutdown", b"", "Shutdown")
                     return
@@ -360,7 +409,11 @@ class Sandbox:
                             "Runtime.InvalidEntrypoint")
                         return
                     inv.pid = self.pid
-                    self._wait_locked(lambda: self.state != "init", inv.deadline)
+                    self._wait_locked(lambda: self.state != "init" or self.init_error is not None, inv.deadline)
+                    if self.state == "init" and self.init_error is not None:
+                        self._wait_locked(lambda: self.state != "init", _now_ms() + INIT_ERROR_GRACE_MS)
+                        if self.state == "init":
+                            self._kill_locked("init error")
                     if emu.stopping:
                         self._finish_locked(inv, "shutdown", b"", "Shutdown")
                         return
@@ -394,6 +447,7 @@ class Sandbox:
             start = f"START RequestId: {inv.request_id} Version: $LATEST"
             inv.add_log(start)
             emu.log(start)
+            self.log_inv = inv
             self.pending = inv
             self.cond.notify_all()
             self._wait_locked(lambda: inv.done, inv.deadline)
@@ -426,6 +480,8 @@ class Sandbox:
             if hwm is not None:
                 self.last_hwm_kb = hwm
         inv.max_memory_kb = self.last_hwm_kb
+        if inv.log is not None:
+            self.drain_output()
         lines = []
         if inv.t_dispatched is not None:
             start = inv.t_handed if inv.t_handed is not None else inv.t_dispatched
@@ -441,6 +497,7 @@ class Sandbox:
             lines = [f"END RequestId: {inv.request_id}", report]
             for line in lines:
                 inv.add_log(line)
+        self.log_inv = None
         self.emu.record(inv, t_end)
         inv.finished.set()
         for line in lines:
@@ -562,9 +619,6 @@ class Sandbox:
             self.init_error = (error_type, body)
         h.send_json(202, {"status": "OK"})
         self.emu.log(f"[emulator] {self.label}: runtime reported an init error ({error_type})")
-        with self.cond:
-            if self.state == "init":
-                self._kill_locked("init error")
 
     def snapshot(self):
         with self.cond:
