@@ -1,0 +1,144 @@
+"""MotoServer: moto_server on 127.0.0.1 with SigV4 verification, for tests.
+
+    with MotoServer() as moto:                      # starts, waits until it answers
+        key, secret = moto.create_user()            # IAM user + access key + s3:* policy
+        s3 = moto.client(key, secret)               # boto3 S3 client, signed with those keys
+        s3.create_bucket(Bucket="b")
+        env = moto.env(key, secret)                 # AWS_* variables for s3vec programs
+    # stopped (also on exceptions)
+
+Signature verification: moto serves the first `no_auth_actions` requests unauthenticated (the
+user, policy and key creation need them, 3 by default) and verifies every later request's
+signature against the IAM keys it knows. create_user() must therefore be the first thing called.
+A moto_server that does not start within `start_timeout` raises RuntimeError with its output."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+REGION = "us-east-1"
+S3_ALL_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MotoServer:
+    def __init__(self, auth=True, no_auth_actions=3, start_timeout=30.0):
+        self.auth = auth
+        self.no_auth_actions = no_auth_actions
+        self.start_timeout = start_timeout
+        self.port = None
+        self.proc = None
+        self._log = None
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        exe = shutil.which("moto_server")
+        if not exe:
+            raise RuntimeError("moto_server is not on PATH")
+        env = dict(os.environ)
+        if self.auth:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(self.no_auth_actions)
+        else:
+            env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        self._log = tempfile.TemporaryFile()
+        for _ in range(5):  # a port picked free can be taken by someone else meanwhile
+            self.port = free_port()
+            self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)], env=env,
+                                         stdout=self._log, stderr=subprocess.STDOUT)
+            if self._wait_ready():
+                return self
+            self.stop()
+        raise RuntimeError("moto_server did not start: " + self.output())
+
+    def _wait_ready(self):
+        end = time.monotonic() + self.start_timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        return False
+
+    def output(self):
+        if not self._log:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-4000:]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self._log:
+            self._log.close()
+            self._log = None
+
+    def _boto(self, service, key="unused", secret="unused", endpoint=None):
+        import boto3
+        from botocore.config import Config
+        return boto3.client(service, endpoint_url=endpoint or self.endpoint, region_name=REGION,
+                            aws_access_key_id=key, aws_secret_access_key=secret,
+                            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}))
+
+    def set_auth(self, verify):
+        """Turns signature verification on (every later request is checked) or off, at run time,
+        through moto's /moto-api/reset-auth. Needed because moto 5.2 recomputes signatures from the
+        decoded URL: any percent-encoded byte in the path or query ('/' in a list prefix, a space or
+        '+' in a key) fails verification for every client, boto3 included."""
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("POST", "/moto-api/reset-auth", body=b"0" if verify else b"inf")
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError(f"moto reset-auth answered {r.status}")
+        finally:
+            conn.close()
+
+    def create_user(self, name="s3vec-test"):
+        """Creates an IAM user allowed s3:* and returns (access_key_id, secret_access_key).
+        Uses the unauthenticated requests, so call it first."""
+        iam = self._boto("iam")
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="s3-all", PolicyDocument=S3_ALL_POLICY)
+        k = iam.create_access_key(UserName=name)["AccessKey"]
+        return k["AccessKeyId"], k["SecretAccessKey"]
+
+    def client(self, key, secret, endpoint=None):
+        """A boto3 S3 client (path-style) signed with these keys, to moto or to endpoint."""
+        return self._boto("s3", key, secret, endpoint)
+
+    def env(self, key, secret, endpoint=None, extra=None):
+        """Environment for s3vec programs: only the AWS_* variables they need (HOME points nowhere
+        so no shared files are read), plus extra."""
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3VEC_S3_"))}
+        e.update({"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": REGION,
+                  "AWS_ENDPOINT_URL_S3": endpoint or self.endpoint, "HOME": "/nonexistent"})
+        e.update(extra or {})
+        return e
