@@ -418,8 +418,8 @@ static s3v_status scan_entry(void *arg, size_t hi, cache_entry *e)
     const kern_table *kt = ix->kt;
     ivf_metric metric = ix->c.metric;
     float *dist = ix->dist;
-    if (n == 0) return S3V_OK;
     s->stats->clusters_scanned++;
+    if (n == 0) return S3V_OK;
     s->stats->vectors_scanned += n;
     switch (ix->c.encoding) {
     case IVF_ENC_F32:
