@@ -108,14 +108,18 @@ static int ini_walk(const char *text, size_t len, ini_fn fn, void *arg)
         p = nl ? nl + 1 : end;
         if (!n || *s == '#' || *s == ';') continue;
         if (*s == '[') {
-            if (s[n - 1] != ']') continue;
+            if (s[n - 1] != ']') { /* malformed header: what follows belongs to no section */
+                sec = NULL;
+                sec_len = 0;
+                continue;
+            }
             size_t m = n - 2;
             sec = trim(s + 1, &m);
             sec_len = m;
             if (fn(arg, sec, sec_len, NULL, 0, NULL, 0)) return 1;
             continue;
         }
-        if (indented) continue; /* nested settings ("s3 =\n  addressing_style = path") */
+        if (indented || !sec) continue; /* nested settings ("s3 =\n  addressing_style = path") */
         const char *eq = memchr(s, '=', n);
         if (!eq) continue;
         size_t kl = (size_t)(eq - s), vl = n - kl - 1;
@@ -283,7 +287,7 @@ static s3v_status env_uint(s3v_getenv_fn env, const char *name, unsigned lo, uns
     char *end;
     errno = 0;
     unsigned long x = strtoul(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi)
+    if (errno || end == v || *end || v[0] < '0' || v[0] > '9' || x < lo || x > hi)
         return s3v_errorf(S3V_ERR_CONFIG, "%s must be an integer from %u to %u", name, lo, hi);
     *out = (unsigned)x;
     return S3V_OK;

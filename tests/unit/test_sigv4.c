@@ -241,7 +241,7 @@ static void run_case(const char *root, const char *name, int with_query)
             s3v_status hs = s3_sigv4_sha256_hex((const uint8_t *)r.body, r.body_size, body_hash);
             CHECK(hs == S3V_OK, "%s: sha256", name);
         } else {
-            snprintf(body_hash, sizeof body_hash, "%s", payload);
+            snprintf(body_hash, sizeof body_hash, "%.64s", payload);
         }
         s3_sigv4_creds creds = {akid, secret, token[0] ? token : NULL};
         s3_sigv4_req sreq = {r.method, r.path, r.query[0] ? r.query : NULL, r.headers, r.count, body_hash};
