@@ -15,40 +15,6 @@ static const char HELP[] =
     "  --verify   read every cluster and key-map page and check every checksum (reads the whole index)\n"
     "  --json     JSON output\n";
 
-/* Scans every cluster through the exact search path (which verifies each block) and every key-map page
- * through a key lookup per page. */
-static s3v_status verify_all(ivf_index *ix, uint64_t *vectors)
-{
-    const ivf_manifest *m = ivf_index_manifest(ix);
-    float *zero = calloc(m->dimension, sizeof *zero);
-    if (!zero) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
-    zero[0] = 1.0f; /* a non-zero vector, valid for every metric */
-    ivf_query q = {
-        .vector = zero, .dim = m->dimension, .topk = 1, .exact = 1, .deadline_ns = S3V_NO_DEADLINE};
-    ivf_result r;
-    s3v_status st = ivf_index_search(ix, &q, &r);
-    free(zero);
-    if (st != S3V_OK) return st;
-    *vectors = r.stats.vectors_scanned;
-    ivf_result_free(&r);
-    /* list everything: decodes every keys/metadata section */
-    ivf_list_req req = {.max_results = 1000, .deadline_ns = S3V_NO_DEADLINE, .want_metadata = 1};
-    char token[IVF_TOKEN_MAX] = "", prev[IVF_TOKEN_MAX];
-    uint64_t listed = 0;
-    do {
-        st = ivf_index_list(ix, &req, &r, token);
-        if (st != S3V_OK) return st;
-        listed += r.len;
-        ivf_result_free(&r);
-        snprintf(prev, sizeof prev, "%s", token);
-        req.next_token = prev;
-    } while (token[0]);
-    if (listed != m->count)
-        return s3v_errorf(S3V_ERR_CORRUPT, "listing found %llu vectors, the manifest says %llu",
-                          (unsigned long long)listed, (unsigned long long)m->count);
-    return S3V_OK;
-}
-
 int cmd_inspect(int argc, char **argv)
 {
     static const struct option opts[] = {{"verify", no_argument, 0, 'v'},
@@ -88,7 +54,9 @@ int cmd_inspect(int argc, char **argv)
     uint64_t verified = 0;
     int rc = CLI_EXIT_OK;
     if (verify) {
-        s = verify_all(ix, &verified);
+        ivf_verify_report vr;
+        s = ivf_index_verify(ix, S3V_NO_DEADLINE, &vr);
+        verified = vr.vectors;
         if (s != S3V_OK) rc = cli_fail("inspect", s);
     }
     if (json) {
@@ -153,7 +121,7 @@ int cmd_inspect(int argc, char **argv)
                        (unsigned long long)hist[b]);
         }
         if (verify && rc == CLI_EXIT_OK)
-            printf("verify       ok: %llu vectors in %u clusters, every checksum matches\n",
+            printf("verify       ok: %llu vectors in %u clusters and the key map; every checksum matches\n",
                    (unsigned long long)verified, m->nlist);
     }
     ivf_index_close(ix);

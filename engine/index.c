@@ -946,3 +946,109 @@ s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *ou
     out->stats.ms_total = (double)(s3v_now_ns() - t0) / 1e6;
     return S3V_OK;
 }
+
+/* ---- verify ---- */
+
+typedef struct verify_ctx {
+    ivf_index *ix;
+    ivf_verify_report *rep;
+    uint64_t *hashes; /* per cluster: sorted key hashes, filled as clusters are verified */
+    uint64_t **by_cluster;
+    uint32_t *nby;
+} verify_ctx;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static s3v_status verify_entry(void *arg, size_t hi, cache_entry *e)
+{
+    verify_ctx *v = arg;
+    ivf_index *ix = v->ix;
+    v->rep->bytes += e->size;
+    if (e->slot & CACHE_SLOT_PAGE) {
+        v->rep->pages++;
+        return S3V_OK;
+    }
+    if (!e->rest_ready) {
+        s3v_status st = cluster_cache_rest(ix->cache, e);
+        if (st != S3V_OK) return corrupt_in(ix, st, ix->data_keys[ix->c.clusters[e->slot].object]);
+    }
+    uint32_t n = e->rest.count;
+    uint64_t *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    for (uint32_t r = 0; r < n; r++)
+        h[r] = ivf_key_hash(e->rest.keys + e->rest.key_off[r], e->rest.key_off[r + 1] - e->rest.key_off[r]);
+    qsort(h, n, sizeof *h, cmp_u64);
+    v->by_cluster[e->slot] = h;
+    v->nby[e->slot] = n;
+    v->rep->clusters++;
+    v->rep->vectors += n;
+    return S3V_OK;
+}
+
+s3v_status ivf_index_verify(ivf_index *ix, uint64_t deadline, ivf_verify_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    uint32_t nl = ix->c.nlist, np = ix->c.npages;
+    verify_ctx v = {ix, rep, NULL, NULL, NULL};
+    v.by_cluster = calloc(nl, sizeof *v.by_cluster);
+    v.nby = calloc(nl, sizeof *v.nby);
+    uint32_t *slots = malloc(((size_t)(nl > np ? nl : np) + 1) * sizeof *slots);
+    s3v_status st = S3V_OK;
+    if (!v.by_cluster || !v.nby || !slots) {
+        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* clusters in batches so memory stays bounded by the cache, not the index */
+    for (uint32_t first = 0; first < nl && st == S3V_OK; first += 64) {
+        uint32_t m = nl - first < 64 ? nl - first : 64;
+        for (uint32_t i = 0; i < m; i++) slots[i] = first + i;
+        held_set held = {0};
+        st = fetch_slots(ix, slots, m, deadline, &held, verify_entry, &v, NULL);
+        held_release(ix, &held);
+    }
+    if (st != S3V_OK) goto fail;
+    uint64_t entries = 0;
+    for (uint32_t first = 0; first < np && st == S3V_OK; first += 64) {
+        uint32_t m = np - first < 64 ? np - first : 64;
+        for (uint32_t i = 0; i < m; i++) slots[i] = CACHE_SLOT_PAGE | (first + i);
+        held_set held = {0};
+        st = fetch_slots(ix, slots, m, deadline, &held, verify_entry, &v, NULL);
+        for (size_t k = 0; st == S3V_OK && k < held.len; k++) {
+            cache_entry *e = held.e[k];
+            size_t cnt = e->size / IVF_KEYMAP_ENTRY_SIZE;
+            for (size_t r = 0; r < cnt; r++) {
+                uint64_t h = le_get_u64(e->bytes + r * IVF_KEYMAP_ENTRY_SIZE);
+                uint32_t c = le_get_u32(e->bytes + r * IVF_KEYMAP_ENTRY_SIZE + 8);
+                if (c >= nl || !bsearch(&h, v.by_cluster[c], v.nby[c], sizeof h, cmp_u64) ||
+                    (r && h < le_get_u64(e->bytes + (r - 1) * IVF_KEYMAP_ENTRY_SIZE))) {
+                    st = corrupt_in(ix,
+                                    s3v_errorf(S3V_ERR_CORRUPT,
+                                               "key map page %u entry %zu does not match the clusters",
+                                               e->slot & ~CACHE_SLOT_PAGE, r),
+                                    ix->keymap_key);
+                    break;
+                }
+            }
+            entries += cnt;
+        }
+        held_release(ix, &held);
+    }
+    if (st == S3V_OK && (entries != ix->c.count || rep->vectors != ix->c.count))
+        st = corrupt_in(ix,
+                        s3v_errorf(S3V_ERR_CORRUPT,
+                                   "key map has %llu entries, clusters %llu vectors, manifest %llu",
+                                   (unsigned long long)entries, (unsigned long long)rep->vectors,
+                                   (unsigned long long)ix->c.count),
+                        ix->keymap_key);
+fail:
+    if (v.by_cluster)
+        for (uint32_t i = 0; i < nl; i++) free(v.by_cluster[i]);
+    free(v.by_cluster);
+    free(v.nby);
+    free(slots);
+    return st;
+}

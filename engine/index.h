@@ -115,4 +115,16 @@ S3V_MUST_USE s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, i
 
 void ivf_result_free(ivf_result *r);
 
+typedef struct ivf_verify_report {
+    uint64_t vectors;  /* vectors in verified clusters */
+    uint32_t clusters; /* clusters read and verified */
+    uint32_t pages;    /* key-map pages read and verified */
+    uint64_t bytes;    /* bytes read */
+} ivf_verify_report;
+
+/* Reads every cluster and key-map page (bypassing nothing: each is checksummed, its keys and metadata
+ * decoded, every key-map entry checked to name a cluster that holds a key with that hash). The first
+ * problem is returned as S3V_ERR_CORRUPT naming the object. */
+S3V_MUST_USE s3v_status ivf_index_verify(ivf_index *ix, uint64_t deadline_ns, ivf_verify_report *report);
+
 #endif
