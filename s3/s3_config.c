@@ -304,6 +304,7 @@ static s3v_status load_tunables(s3_config *cfg, s3v_getenv_fn env)
     cfg->upload_concurrency = 4;
     cfg->connect_timeout_ms = 3000;
     cfg->stall_timeout_ms = 15000;
+    cfg->list_page = 1000;
     unsigned part_mb = 8, hedge = 1;
     S3V_TRY(env_uint(env, "S3VEC_S3_MAX_CONCURRENCY", 1, 256, &cfg->max_concurrency));
     S3V_TRY(env_uint(env, "S3VEC_S3_MAX_ATTEMPTS", 1, 20, &cfg->max_attempts));
@@ -315,6 +316,7 @@ static s3v_status load_tunables(s3_config *cfg, s3v_getenv_fn env)
     S3V_TRY(env_uint(env, "S3VEC_S3_UPLOAD_CONCURRENCY", 1, 64, &cfg->upload_concurrency));
     S3V_TRY(env_uint(env, "S3VEC_S3_CONNECT_TIMEOUT_MS", 100, 60000, &cfg->connect_timeout_ms));
     S3V_TRY(env_uint(env, "S3VEC_S3_STALL_TIMEOUT_MS", 100, 600000, &cfg->stall_timeout_ms));
+    S3V_TRY(env_uint(env, "S3VEC_S3_LIST_PAGE", 1, 1000, &cfg->list_page));
     if (cfg->backoff_cap_ms < cfg->backoff_base_ms) cfg->backoff_cap_ms = cfg->backoff_base_ms;
     cfg->hedge = (int)hedge;
     cfg->part_size = (uint64_t)part_mb << 20;

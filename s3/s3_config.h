@@ -21,7 +21,8 @@
  *                S3VEC_S3_HEDGE (0|1, 1), S3VEC_S3_HEDGE_MIN_MS (1..60000, 50),
  *                S3VEC_S3_PART_SIZE_MB (5..5120, 8), S3VEC_S3_UPLOAD_CONCURRENCY (1..64, 4),
  *                S3VEC_S3_CONNECT_TIMEOUT_MS (100..60000, 3000), S3VEC_S3_STALL_TIMEOUT_MS (100..600000,
- *                15000: a transfer that receives nothing for this long is retried).
+ *                15000: a transfer that receives nothing for this long is retried),
+ *                S3VEC_S3_LIST_PAGE (1..1000, 1000: keys asked per ListObjectsV2 page).
  *                A malformed value is S3V_ERR_CONFIG (never silently ignored).
  *
  * Secrets live only in this struct (and in the signer while it runs); s3_config_wipe() clears them.
@@ -75,6 +76,7 @@ typedef struct s3_config {
     unsigned upload_concurrency;
     unsigned connect_timeout_ms;
     unsigned stall_timeout_ms;
+    unsigned list_page;
 } s3_config;
 
 /* Parses "s3://bucket" or "s3://bucket/prefix[/]" into cfg->bucket and cfg->prefix. The bucket must

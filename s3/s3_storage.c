@@ -428,7 +428,7 @@ static s3v_status s3_list(s3v_storage *sto, const s3v_list_req *req, uint64_t de
             S3V_CHECK(s3v_buf_append_str(&q, "&start-after="));
             S3V_CHECK(enc(&q, full));
         }
-        size_t page = LIST_PAGE_MAX;
+        size_t page = cfg->list_page ? cfg->list_page : LIST_PAGE_MAX;
         if (req->max_keys && req->max_keys - emitted < page) page = req->max_keys - emitted;
         S3V_CHECK(s3v_buf_printf(&q, "&max-keys=%zu", page));
 

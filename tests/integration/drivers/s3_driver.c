@@ -163,10 +163,14 @@ int main(int argc, char **argv)
             range_out ro = {calloc(n, sizeof(uint8_t *)), calloc(n, sizeof(size_t)),
                             calloc(n, sizeof(s3v_status)), calloc(n, sizeof(size_t)), 0};
             for (size_t i = 0; i < n; i++) {
-                char *spec = pos[i + 1];
-                char *c2 = strrchr(spec, ':');
-                *c2 = 0;
-                char *c1 = strrchr(spec, ':');
+                char *spec = strdup(pos[i + 1]);
+                char *c2 = spec ? strrchr(spec, ':') : NULL;
+                if (c2) *c2 = 0;
+                char *c1 = c2 ? strrchr(spec, ':') : NULL;
+                if (!c1) {
+                    fprintf(stderr, "bad range spec %s (want KEY:OFFSET:SIZE)\n", pos[i + 1]);
+                    return 2;
+                }
                 *c1 = 0;
                 keys[i] = spec;
                 ranges[i] = (s3v_range){spec, strtoull(c1 + 1, NULL, 10), strtoull(c2 + 1, NULL, 10)};
@@ -190,6 +194,7 @@ int main(int argc, char **argv)
             free(ro.st);
             free(ro.order);
             free(ranges);
+            for (size_t i = 0; i < n; i++) free(keys[i]);
             free(keys);
             if (r + 1 < repeat) {
                 free(rangetxt);

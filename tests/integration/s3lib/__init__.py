@@ -10,8 +10,12 @@ FaultProxy  an HTTP/1.1 proxy between a client and an upstream (moto) that injec
             byte, dropped connection) and/or throttles like S3 (fixed added latency per request and a
             per-connection bandwidth cap). Also runnable: python3 -m s3lib.proxy --help.
 
+Driver      runs the C driver tests/integration/drivers/s3_driver.c and parses its JSON answer.
+Checks      check()/summary() with the closing line "N passed, N failed".
+
 Everything binds 127.0.0.1 on free ports and stops cleanly (use them as context managers)."""
+from .driver import Checks, Driver
 from .motoserver import MotoServer, free_port
 from .proxy import Fault, FaultProxy
 
-__all__ = ["MotoServer", "FaultProxy", "Fault", "free_port"]
+__all__ = ["MotoServer", "FaultProxy", "Fault", "free_port", "Driver", "Checks"]

@@ -9,7 +9,9 @@
 
 Signature verification: moto serves the first `no_auth_actions` requests unauthenticated (the
 user, policy and key creation need them, 3 by default) and verifies every later request's
-signature against the IAM keys it knows. create_user() must therefore be the first thing called.
+signature against the IAM keys it knows. create_user() (5 IAM calls: user, policy, key, role, role
+policy) must therefore be the first thing called. assume_role() then gives temporary credentials with a
+session token (STS AssumeRole, signed with the user's keys), which moto also verifies.
 A moto_server that does not start within `start_timeout` raises RuntimeError with its output."""
 import os
 import shutil
@@ -19,7 +21,10 @@ import tempfile
 import time
 
 REGION = "us-east-1"
-S3_ALL_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'
+S3_ALL_POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*","sts:AssumeRole"],"Resource":"*"}]}'
+TRUST_POLICY = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},'
+                '"Action":"sts:AssumeRole"}]}')
+ROLE_NAME = "s3vec-test-role"
 
 
 def free_port():
@@ -30,7 +35,7 @@ def free_port():
 
 
 class MotoServer:
-    def __init__(self, auth=True, no_auth_actions=3, start_timeout=30.0):
+    def __init__(self, auth=True, no_auth_actions=5, start_timeout=30.0):
         self.auth = auth
         self.no_auth_actions = no_auth_actions
         self.start_timeout = start_timeout
@@ -128,7 +133,16 @@ class MotoServer:
         iam.create_user(UserName=name)
         iam.put_user_policy(UserName=name, PolicyName="s3-all", PolicyDocument=S3_ALL_POLICY)
         k = iam.create_access_key(UserName=name)["AccessKey"]
+        role = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=TRUST_POLICY)["Role"]
+        iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="s3-all", PolicyDocument=S3_ALL_POLICY)
+        self.role_arn = role["Arn"]
         return k["AccessKeyId"], k["SecretAccessKey"]
+
+    def assume_role(self, key, secret):
+        """Temporary credentials (access key id, secret, session token) for the test role."""
+        sts = self._boto("sts", key, secret)
+        c = sts.assume_role(RoleArn=self.role_arn, RoleSessionName="s3vec")["Credentials"]
+        return c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]
 
     def client(self, key, secret, endpoint=None):
         """A boto3 S3 client (path-style) signed with these keys, to moto or to endpoint."""

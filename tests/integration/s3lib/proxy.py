@@ -9,11 +9,13 @@
 Fault kinds (the request is forwarded to the upstream unless the kind says otherwise):
     "503"       answer 503 SlowDown (XML body) without forwarding
     "500"       answer 500 InternalError without forwarding
-    "reset"     send the headers and half the body, then reset the connection (RST)
-    "truncate"  send the headers (full Content-Length) and half the body, then close (FIN)
+    "reset"     send the headers and half the body, then reset the connection (RST); a response
+                without a body is not sent at all (the request took effect, its answer is lost)
+    "truncate"  send the headers (full Content-Length) and half the body, then close (FIN); same rule
     "delay"     hold the response's first byte for delay_ms
     "flip"      flip one bit of the body's middle byte (2xx with a body only)
     "drop"      close the connection without answering
+    "error"     answer `status` with S3 error `code` (e.g. 409 ConditionalRequestConflict) without forwarding
 Which requests a rule hits: of the requests that pass its filters (methods, ranged, path_contains,
 query_contains), `first=N` hits the first N, `every=N` hits every Nth (N, 2N, ...), `nth=[...]` hits
 those 1-based positions, none of them hits all. Rules are tried in order; the first hit wins.
@@ -33,7 +35,7 @@ import threading
 import time
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
-KINDS = {"503", "500", "reset", "truncate", "delay", "flip", "drop"}
+KINDS = {"503", "500", "reset", "truncate", "delay", "flip", "drop", "error"}
 MAX_HEADER_BYTES = 64 * 1024
 
 ERROR_XML = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{msg}</Message>'
@@ -44,7 +46,7 @@ class Fault:
     """One fault rule (see the module comment)."""
 
     def __init__(self, kind, first=None, every=None, nth=None, methods=None, ranged=None, path_contains=None,
-                 query_contains=None, delay_ms=2000):
+                 query_contains=None, delay_ms=2000, status=409, code="ConditionalRequestConflict"):
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
         self.kind = kind
@@ -52,6 +54,7 @@ class Fault:
         self.methods = (methods,) if isinstance(methods, str) else methods
         self.ranged, self.path_contains, self.query_contains = ranged, path_contains, query_contains
         self.delay_ms = delay_ms
+        self.status, self.code = status, code
         self.seen = 0  # matching requests so far
         self.hits = 0  # times applied
 
@@ -195,11 +198,14 @@ class _Handler(socketserver.BaseRequestHandler):
             self.proxy._record(entry, None)
             self._hard_close(reset=False)
             return False
-        if kind in ("503", "500"):
-            code, reason, ecode, msg = ((503, "Slow Down", "SlowDown", "Please reduce your request rate.")
-                                        if kind == "503" else
-                                        (500, "Internal Server Error", "InternalError",
-                                         "We encountered an internal error. Please try again."))
+        if kind in ("503", "500", "error"):
+            if kind == "503":
+                code, reason, ecode, msg = 503, "Slow Down", "SlowDown", "Please reduce your request rate."
+            elif kind == "500":
+                code, reason, ecode, msg = (500, "Internal Server Error", "InternalError",
+                                            "We encountered an internal error. Please try again.")
+            else:
+                code, reason, ecode, msg = fault.status, "Injected", fault.code, "Injected by the fault proxy."
             status, out_headers, data = code, [("Content-Type", "application/xml")], \
                 ERROR_XML.format(code=ecode, msg=msg).encode()
         else:
@@ -235,9 +241,10 @@ class _Handler(socketserver.BaseRequestHandler):
             time.sleep(fault.delay_ms / 1000.0)
         if is_head:
             data = b""
-        if kind in ("reset", "truncate") and data:
-            self.request.sendall(head_bytes)
-            self._send(data[: len(data) // 2])
+        if kind in ("reset", "truncate"):
+            if data:  # half the body, then the connection ends; with no body, the answer is lost
+                self.request.sendall(head_bytes)
+                self._send(data[: len(data) // 2])
             self._hard_close(reset=kind == "reset")
             return False
         self._send(head_bytes + data if not self.proxy.bandwidth_bps else head_bytes)
