@@ -1,0 +1,70 @@
+/* handler/registry.h: the warm state: open indexes by name, one shared cluster cache, freshness.
+ *
+ * The registry lives for the process (made at INIT, kept across invocations). It maps "vb/idx" to an
+ * open ivf_index (manifest + centroids in memory). An index is opened on first use (or at INIT by
+ * hd_handler_preload). Freshness: when an index was last confirmed more than fresh_ms of wall-clock
+ * time ago (wall clock, because a Lambda sandbox is frozen between invocations and may be thawed hours
+ * later), the next request re-reads its manifest (one small GET); when the manifest names another
+ * generation, the new generation is opened and swapped in before the request is served, and the old
+ * one is closed (its cache entries dropped). So a newly published generation is served at most
+ * fresh_ms after it was committed (plus the length of one request). fresh_ms = 0 checks on every
+ * request. A failed check (network) keeps serving the open generation and is retried after the next
+ * interval; a manifest that is gone (index deleted) closes the index and reports NOT_FOUND.
+ *
+ * Bounds: at most max_open indexes are open at once (the least recently used one is closed to make
+ * room); every open index's clusters share one cluster_cache of cache_bytes.
+ *
+ * Ownership: the registry borrows the storage (which must outlive it) and owns the cache and the
+ * indexes. Index pointers it returns stay valid until the next registry call.
+ * Threading: one thread at a time (the Lambda runtime is single-threaded). */
+#ifndef S3V_HD_REGISTRY_H
+#define S3V_HD_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "common/storage.h"
+#include "engine/cache.h"
+#include "engine/index.h"
+
+typedef struct hd_registry hd_registry;
+
+typedef struct hd_registry_opts {
+    size_t cache_bytes; /* cluster cache budget */
+    uint32_t fresh_ms;  /* freshness interval (wall clock) */
+    uint32_t max_open;  /* 0: 32 */
+} hd_registry_opts;
+
+/* What a get cost, for per-query statistics and logs. */
+typedef struct hd_open_info {
+    int opened;     /* the index was opened by this call (cold) */
+    int checked;    /* the manifest was re-read for freshness */
+    int reloaded;   /* a newer generation was swapped in */
+    double ms_open; /* time spent opening / checking, ms */
+} hd_open_info;
+
+S3V_MUST_USE s3v_status hd_registry_new(s3v_storage *st, const hd_registry_opts *opts, hd_registry **out);
+/* Closes every index and frees the cache. Accepts NULL. */
+void hd_registry_free(hd_registry *r);
+
+/* The open, fresh index named vb/idx (both already validated with handler/names.h). Opens it when
+ * needed. Errors: those of ivf_index_open (NOT_FOUND: no such index; the message names it). info may
+ * be NULL. */
+S3V_MUST_USE s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint64_t deadline_ns,
+                                        ivf_index **out, hd_open_info *info);
+
+/* Re-checks vb/idx now (after a read failed with NOT_FOUND on a data object, which happens when a
+ * writer replaced the generation and deleted the old objects). *changed = 1 when a newer generation
+ * was swapped in (the caller retries once). */
+S3V_MUST_USE s3v_status hd_registry_recheck(hd_registry *r, const char *vb, const char *idx,
+                                            uint64_t deadline_ns, int *changed);
+
+/* The open index vb/idx without any I/O, or NULL. */
+ivf_index *hd_registry_peek(hd_registry *r, const char *vb, const char *idx);
+
+cluster_cache *hd_registry_cache(hd_registry *r);
+s3v_storage *hd_registry_storage(hd_registry *r);
+size_t hd_registry_open_count(const hd_registry *r);
+
+#endif
