@@ -27,6 +27,8 @@ LOCAL_DIR = SOURCE_DIR / "deploy" / "local"
 EMULATOR = LOCAL_DIR / "emulator.py"
 FRONT = LOCAL_DIR / "http_front.py"
 RUNTIME = LOCAL_DIR / "example_runtime.py"
+# Interpreter for the servers under test (default: this one); e.g. /usr/bin/python3 to check Debian's.
+SERVER_PYTHON = os.environ.get("S3VEC_LOCAL_PYTHON") or sys.executable
 MAX_RESPONSE = 6 * 1024 * 1024 + 100
 MAX_REQUEST = 6 * 1024 * 1024
 
@@ -70,7 +72,7 @@ class Server:
         self.log = tempfile.NamedTemporaryFile(prefix="s3vec-local-", suffix=".log", delete=False)
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.proc = subprocess.Popen([sys.executable, str(script), "--port", "0"] + list(args),
+        self.proc = subprocess.Popen([SERVER_PYTHON, str(script), "--port", "0"] + list(args),
                                      stdout=subprocess.PIPE, stderr=self.log, env=full_env)
         self.port = None
         deadline = time.time() + 15
