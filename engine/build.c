@@ -27,7 +27,7 @@
 #define DATA_OBJECT_MAX (4ull << 30) /* roll over to a new data object beyond this */
 #define TRAIN_MEM_MAX   (1ull << 30) /* bytes of training sample */
 #define CALIB_K         10
-#define CALIB_TARGET    0.96f
+#define CALIB_TARGET    0.97f
 #define ASSIGN_BATCH    65536
 
 typedef struct tmpfile_ref {
