@@ -24,7 +24,9 @@
 #include "engine/kernels.h"
 #include "testutil.h"
 
-static const size_t DIMS[] = {0, 1, 7, 9, 17, 100, 784, 1536};
+/* The awkward sizes, plus 25 (all three loop stages of the 4-row kernels) and both sides of each
+ * dtype's switch from 4-row blocks to single rows (256-byte rows: f32 64, f16 128, i8 256). */
+static const size_t DIMS[] = {0, 1, 7, 9, 17, 25, 64, 65, 100, 128, 129, 256, 257, 784, 1536};
 static const size_t ROWS[] = {0, 1, 3, 4, 5, 8, 17}; /* 4, 8: the last 4-row block ends the array */
 #define NDIMS    (sizeof DIMS / sizeof DIMS[0])
 #define NROWS    (sizeof ROWS / sizeof ROWS[0])
