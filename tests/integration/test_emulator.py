@@ -601,6 +601,28 @@ def runtime_api_status_codes():
         check(json.loads(data).get("errorType") == "Function.ResponseSizeTooLarge" and
               "(8388608 bytes)" in json.loads(data)["errorMessage"], "the caller gets Function.ResponseSizeTooLarge")
 
+        # An in-limit body announced with Expect: 100-continue gets "100 Continue", then 202.
+        join = in_thread(emu.invoke, {"expect": True})
+        status, hdrs, _ = emu.runtime("GET", "/invocation/next")
+        rid_e = hdrs["Lambda-Runtime-Aws-Request-Id"]
+        body = json.dumps({"blob": "y" * (2 * 1024 * 1024)}).encode()
+        sock = socket.create_connection(("127.0.0.1", emu.port), timeout=10)
+        sock.sendall(f"POST /2018-06-01/runtime/invocation/{rid_e}/response HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+        interim = sock.recv(4096)
+        check(interim.startswith(b"HTTP/1.1 100"), f"100 Continue before the body: {interim[:30]!r}")
+        sock.sendall(body)
+        final = b""
+        while b"\r\n\r\n" not in final:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            final += chunk
+        sock.close()
+        check(final.startswith(b"HTTP/1.1 202"), f"202 after the body: {final[:30]!r}")
+        status, hdrs, data = join()
+        check(data == body, "the caller gets the 2 MB body sent after 100 Continue")
+
         # Chunked response body.
         join = in_thread(emu.invoke, {"fourth": True})
         status, hdrs, _ = emu.runtime("GET", "/invocation/next")
