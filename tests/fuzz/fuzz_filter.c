@@ -7,7 +7,11 @@
  *  3. the whole input as metadata, matched by fixed filters, with invariants that hold for every
  *     text: a filter and its negation ($eq/$ne, $in/$nin, $exists true/false) match exactly when the
  *     text is a well-formed object (a tautology matches), and never both;
- *  4. text the scanner accepts must also be accepted by cJSON (we may be stricter, never laxer).
+ *  4. text the scanner accepts must also be accepted by cJSON (we may be stricter, never laxer);
+ *  5. when the input is a cJSON object that metadata_validate accepts, the text the index builder
+ *     would store (cJSON_PrintUnformatted) must scan as well-formed, and every key must match
+ *     $exists and, for string and boolean values, its own value. (Numbers are left out: cJSON
+ *     prints some doubles with 15 digits, so the stored value can differ from the parsed one.)
  * Corpus: tests/fuzz/corpus/filter/ (replayed by CTest as fuzz_filter). */
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +64,47 @@ static int cjson_accepts_object(const uint8_t *data, size_t size)
     return ok;
 }
 
+/* Step 5: metadata that passes validation is stored as minified text that the scanner accepts. */
+static void check_validated_metadata(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size + 1);
+    if (!buf) return;
+    memcpy(buf, data, size);
+    buf[size] = '\0';
+    cJSON *meta = cJSON_ParseWithLength(buf, size);
+    free(buf);
+    if (!meta || metadata_validate(meta, NULL, 0) != S3V_OK) {
+        cJSON_Delete(meta);
+        return;
+    }
+    char *text = cJSON_PrintUnformatted(meta);
+    if (!text) {
+        cJSON_Delete(meta);
+        return;
+    }
+    size_t len = strlen(text);
+    FUZZ_ASSERT(filter_match(fixed[0], (const uint8_t *)text, len) == 1);
+    for (const cJSON *m = meta->child; m; m = m->next) {
+        cJSON *flt = cJSON_CreateObject();
+        cJSON *ops = cJSON_CreateObject();
+        cJSON_AddItemToObject(flt, m->string, ops);
+        cJSON_AddBoolToObject(ops, "$exists", 1);
+        if (cJSON_IsString(m) || cJSON_IsBool(m)) cJSON_AddItemToObject(ops, "$eq", cJSON_Duplicate(m, 0));
+        s3v_filter *f = NULL;
+        /* Keys starting with '$' or longer than the key bound are not filterable; skip them. */
+        if (filter_compile(flt, &f) == S3V_OK) {
+            FUZZ_ASSERT(filter_match(f, (const uint8_t *)text, len) == 1);
+            FUZZ_ASSERT(filter_references(f, m->string) == 1);
+            const char *nf[] = {m->string};
+            FUZZ_ASSERT(filter_check_filterable(f, nf, 1) == S3V_ERR_INVALID);
+            filter_free(f);
+        }
+        cJSON_Delete(flt);
+    }
+    free(text);
+    cJSON_Delete(meta);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!fixed[0]) LLVMFuzzerInitialize(NULL, NULL);
@@ -97,5 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* 4. Never laxer than cJSON. */
     if (wf && size > 0) FUZZ_ASSERT(cjson_accepts_object(data, size));
+
+    /* 5. Validated metadata, as the builder stores it. */
+    check_validated_metadata(data, size);
     return 0;
 }
