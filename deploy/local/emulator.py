@@ -332,7 +332,10 @@ class Sandbox:
             self.cond.notify_all()
         self.emu.log(f"[emulator] {self.label}: runtime process {proc.pid} exited ({reason})")
 
-    def _finish_locked(self, inv, status, body, error_type=None):
+    def _finish_locked(self, inv, status, body, error_type=None, notify=True):
+        """Set the invocation's result once. notify=False lets a Runtime API handler answer the
+        runtime before the worker wakes (the caller then notifies); the deadline check still sees
+        ``done``."""
         inv.done = True
         inv.status = status
         inv.body = body
@@ -340,7 +343,8 @@ class Sandbox:
         inv.error_type = error_type
         inv.t_responded = _now_ms()
         inv.epoch_responded = time.time()
-        self.cond.notify_all()
+        if notify:
+            self.cond.notify_all()
 
     def _wait_locked(self, predicate, deadline):
         while not predicate():
@@ -590,19 +594,24 @@ class Sandbox:
                 self._finish_locked(inv, "oversize", _error_json(
                     "Function.ResponseSizeTooLarge",
                     f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
-                    f"({MAX_RESPONSE_SIZE} bytes)."), "Function.ResponseSizeTooLarge")
+                    f"({MAX_RESPONSE_SIZE} bytes)."), "Function.ResponseSizeTooLarge", notify=False)
             elif is_error:
                 error_type = h.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
                 if not body:
                     body = _error_json(error_type, "Unknown application error occurred")
-                self._finish_locked(inv, "error", body, error_type)
+                self._finish_locked(inv, "error", body, error_type, notify=False)
             else:
-                self._finish_locked(inv, "ok", body)
-        if too_large is not None:
-            h.send_json(413, {"errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_SIZE} bytes).",
-                              "errorType": "RequestEntityTooLarge"})
-        else:
-            h.send_json(202, {"status": "OK"})
+                self._finish_locked(inv, "ok", body, notify=False)
+        # Answer the runtime first: it goes back to /next while the worker does the bookkeeping.
+        try:
+            if too_large is not None:
+                h.send_json(413, {"errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_SIZE} bytes).",
+                                  "errorType": "RequestEntityTooLarge"})
+            else:
+                h.send_json(202, {"status": "OK"})
+        finally:
+            with self.cond:
+                self.cond.notify_all()
 
     def api_init_error(self, h):
         try:
