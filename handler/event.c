@@ -65,7 +65,7 @@ static void parse_failure(const char *what, const char *text, size_t n, const ch
     if ((left >= 3 && memcmp(s, "NaN", 3) == 0) || (left >= 8 && memcmp(s, "Infinity", 8) == 0) ||
         (left >= 9 && memcmp(s, "-Infinity", 9) == 0))
         hint = " (NaN and Infinity are not JSON numbers; vectors must hold finite numbers)";
-    else if (at >= n)
+    else if (at + 1 >= n)
         hint = " (unexpected end of input)";
     hd_err_set(err, HD_ERR_VALIDATION, S3V_ERR_INVALID, "%s is not valid JSON: syntax error at byte %zu%s",
                what, at, hint);

@@ -180,7 +180,7 @@ size_t hd_json_format_f32(float v, char *out)
         }
         for (int i = 0; i < tn; i++) digits[nd++] = tmp[tn - 1 - i];
         if (v < 0) out[n++] = '-';
-        if (e10 >= 21 || e10 < -6) {
+        if (e10 >= 16 || e10 < -4) { /* Python's repr switches at the same points */
             out[n++] = digits[0];
             if (nd > 1) {
                 out[n++] = '.';

@@ -9,7 +9,8 @@
  * are escaped, bytes that are not valid UTF-8 are replaced by U+FFFD, so the output is always valid
  * JSON (stored keys are UTF-8 already; this guards the wire format).
  * Numbers: hd_json_f32() writes the shortest decimal that reads back as the same float32 (0.1f is
- * "0.1", not "0.100000001"); non-finite values are written as null. Thread-safe (no shared state). */
+ * "0.1", not "0.100000001"), in plain notation for decimal exponents -4..15 and as "1.5e-5" / "3e38"
+ * outside (as Python's repr); non-finite values are written as null. Thread-safe (no shared state). */
 #ifndef S3V_HD_JSONW_H
 #define S3V_HD_JSONW_H
 
