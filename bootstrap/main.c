@@ -119,13 +119,14 @@ int main(int argc, char **argv)
         if (S3V_LOG_ENABLED(S3V_LOG_DEBUG))
             s3v_log(S3V_LOG_DEBUG,
                     "event req=%s bytes=%zu deadline_in_ms=%lld client_context=%zu cognito_identity=%zu "
-                    "tenant=%s",
+                    "tenant=%s invocation_id=%s trace=%s",
                     inv.request_id, inv.event.len,
                     inv.deadline_epoch_ms ? (long long)inv.deadline_epoch_ms - (long long)s3v_wall_ms()
                                           : -1LL,
                     inv.has_client_context ? strlen(inv.client_context) : 0,
                     inv.has_cognito_identity ? strlen(inv.cognito_identity) : 0,
-                    inv.has_tenant_id ? inv.tenant_id : "-");
+                    inv.has_tenant_id ? inv.tenant_id : "-", inv.invocation_id[0] ? inv.invocation_id : "-",
+                    inv.has_trace_id ? inv.trace_id : "-");
         rt_result rr;
         if (inv.event_too_large) {
             rr = rt_post_error(rt, &inv, "Runtime.RequestTooLarge",
