@@ -594,12 +594,66 @@ static int unescape(const uint8_t **pp, const uint8_t *end, uint8_t u[4])
     return 4;
 }
 
+/* Bytes that end the fast path of a string: the quote, the backslash and control characters. */
+static const uint8_t STR_SPECIAL[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x80..0xFF: 0 */
+};
+
+static uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Flags (bit 7 of a byte) the bytes of w that are a quote, a backslash or below 0x20, using the
+ * has-zero / has-less bit tricks. Borrows can flag extra bytes, but only above a truly special
+ * byte, so "is any flagged" and "which is the lowest flagged" are both exact. */
+static uint64_t special_bytes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t below = (w - ones * 0x20) & ~w;
+    uint64_t quote = (q - ones) & ~q;
+    uint64_t bslash = (b - ones) & ~b;
+    return (below | quote | bslash) & highs;
+}
+
+/* The first byte in [p, end) that is special in a string (quote, backslash, control), or end. */
+static const uint8_t *find_special(const uint8_t *p, const uint8_t *end)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* 8 bytes at a time; in memory order the lowest flagged byte comes first. */
+    while (end - p >= 8) {
+        uint64_t m = special_bytes(load64(p));
+        if (m) return p + (__builtin_ctzll(m) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && !STR_SPECIAL[*p]) p++;
+    return p;
+}
+
 /* p is just after an opening quote. Validates the string; when out is not NULL, decodes its first
  * `cap` bytes there. *size receives the full decoded size (which may exceed cap). */
 static const uint8_t *scan_string(const uint8_t *p, const uint8_t *end, uint8_t *out, size_t cap,
                                   size_t *size)
 {
-    size_t n = 0;
+    /* Fast path: a run of plain bytes up to the closing quote (most keys and values). */
+    const uint8_t *start = p;
+    p = find_special(p, end);
+    if (p < end && *p == '"') {
+        size_t n = (size_t)(p - start);
+        if (out) memcpy(out, start, n < cap ? n : cap);
+        *size = n;
+        return p + 1;
+    }
+    size_t n = (size_t)(p - start);
+    if (out) memcpy(out, start, n < cap ? n : cap);
     while (p < end) {
         uint8_t ch = *p;
         if (ch == '"') {
@@ -729,16 +783,24 @@ static int scan_metadata(const s3v_filter *f, const uint8_t *p, const uint8_t *e
     } else {
         for (;;) {
             if (p >= end || *p != '"') return 0;
+            /* Every escape decodes to fewer bytes than it is spelt with, so a key whose decoded
+             * size equals its raw size has none and is compared in place; else it is decoded into
+             * kbuf (a key longer than kbuf is longer than any filter key). */
+            const uint8_t *key = p + 1;
             size_t klen;
-            p = scan_string(p + 1, end, kbuf, sizeof kbuf, &klen);
+            p = scan_string(key, end, NULL, 0, &klen);
             if (!p) return 0;
+            if (klen != (size_t)(p - 1 - key)) {
+                if (klen <= sizeof kbuf) scan_string(key, end, kbuf, sizeof kbuf, &klen);
+                key = kbuf;
+            }
             p = skip_ws(p, end);
             if (p >= end || *p != ':') return 0;
             const uint8_t *v = skip_ws(p + 1, end);
             p = scan_value(v, end, 1);
             if (!p) return 0;
             if (klen <= sizeof kbuf) {
-                int slot = find_key(f, kbuf, klen);
+                int slot = find_key(f, key, klen);
                 if (slot >= 0 && !slots[slot].p) {
                     slots[slot].p = v;
                     slots[slot].end = p;

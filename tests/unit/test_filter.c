@@ -696,6 +696,55 @@ static void test_hostile_inline(void)
     filter_free(eq);
 }
 
+/* Strings are scanned 8 bytes at a time: put each kind of byte at every offset of strings of
+ * every short length, ending at every distance from the end of the buffer. */
+static void test_string_offsets(void)
+{
+    static const uint8_t kinds[] = {0x01, 0x1f, 0x20, 0x21, '"', '\\', 0x5b, 0x7f, 0x80, 0xc3, 0xff, 'n'};
+    s3v_filter *taut = compile_str("{\"$or\":[{\"a\":{\"$exists\":true}},{\"a\":{\"$exists\":false}}]}");
+    REQUIRE(taut != NULL, "compile");
+    int wrong = 0, cases = 0;
+    for (size_t ki = 0; ki < sizeof kinds; ki++) {
+        for (int before = 0; before < 18; before++) {
+            for (int after = 0; after < 18; after++) {
+                uint8_t text[64], value[64];
+                size_t n = 0, vn = 0;
+                memcpy(text, "{\"a\":\"", 6);
+                n = 6;
+                for (int i = 0; i < before; i++) text[n++] = value[vn++] = 'x';
+                uint8_t ch = kinds[ki];
+                int valid = ch >= 0x20 && ch != '"';
+                if (ch == '\\') { /* as an escape: \n */
+                    text[n++] = '\\';
+                    text[n++] = 'n';
+                    value[vn++] = '\n';
+                } else {
+                    text[n++] = value[vn++] = ch;
+                }
+                for (int i = 0; i < after; i++) text[n++] = value[vn++] = 'y';
+                text[n++] = '"';
+                text[n++] = '}';
+                if (ch == '\\') valid = 1;
+                /* A filter {"a": value} built as a tree (the value may not be valid UTF-8). */
+                value[vn] = '\0';
+                int want_eq = valid; /* bytes compare as bytes, valid UTF-8 or not */
+                cases++;
+                if (match_exact(taut, text, n) != valid) wrong++;
+                if (want_eq) {
+                    cJSON *doc = cJSON_CreateObject();
+                    cJSON_AddStringToObject(doc, "a", (const char *)value);
+                    s3v_filter *eq = NULL;
+                    if (filter_compile(doc, &eq) != S3V_OK || match_exact(eq, text, n) != 1) wrong++;
+                    filter_free(eq);
+                    cJSON_Delete(doc);
+                }
+            }
+        }
+    }
+    CHECK(wrong == 0, "%d of %d string-offset cases wrong", wrong, cases);
+    filter_free(taut);
+}
+
 static void test_references(void)
 {
     s3v_filter *f = compile_str("{\"$or\":[{\"a\":1},{\"b\":{\"$exists\":false}}],\"c\":{\"$nin\":[1]}}");
@@ -792,6 +841,7 @@ int main(void)
     test_random_crosscheck();
     test_limits();
     test_hostile_inline();
+    test_string_offsets();
     test_references();
     test_validate_limits();
     return TEST_SUMMARY();
