@@ -21,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "common/clock.h"
 #include "common/rng.h"
 #include "engine/kernels.h"
 
@@ -36,7 +36,17 @@
 
 static volatile uint64_t sink; /* keeps results alive */
 
-static double secs(uint64_t t0) { return (double)(s3v_now_ns() - t0) * 1e-9; }
+/* Time is this thread's CPU time (CLOCK_THREAD_CPUTIME_ID): on a shared machine, time slices given to
+ * other processes are not counted. Memory traffic of other processes still competes, for the kernel
+ * and the read loop alike, which is why each ratio pairs passes run back to back. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double secs(uint64_t t0) { return (double)(cpu_ns() - t0) * 1e-9; }
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -161,10 +171,9 @@ static const char *const DT_NAME[] = {"f32", "f16", "i8"};
 static const size_t DT_SIZE[] = {4, 2, 1};
 
 /* One pass over all rows with the chosen kernel, in chunks of CHUNK_ROWS. */
-static double scan_pass(const kern_table *t, enum dtype dt, int dot, const uint8_t *buf, size_t rows,
-                        size_t n, const void *q, void *out)
+static void scan_rows(const kern_table *t, enum dtype dt, int dot, const uint8_t *buf, size_t rows, size_t n,
+                      const void *q, void *out)
 {
-    uint64_t t0 = s3v_now_ns();
     size_t row_size = n * DT_SIZE[dt];
     for (size_t r = 0; r < rows; r += CHUNK_ROWS) {
         size_t len = rows - r < CHUNK_ROWS ? rows - r : CHUNK_ROWS;
@@ -180,6 +189,13 @@ static double scan_pass(const kern_table *t, enum dtype dt, int dot, const uint8
         }
         sink += ((const uint32_t *)out)[len - 1];
     }
+}
+
+static double scan_pass(const kern_table *t, enum dtype dt, int dot, const uint8_t *buf, size_t rows,
+                        size_t n, const void *q, void *out)
+{
+    uint64_t t0 = cpu_ns();
+    scan_rows(t, dt, dot, buf, rows, n, q, out);
     return secs(t0);
 }
 
@@ -207,16 +223,17 @@ static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps)
     /* The limit: every read loop on the whole buffer, best median. */
     double best_bw = 0;
     const char *best_name = "";
+    read_fn best_fn = rd[0].fn;
     for (size_t k = 0; k < nrd; k++) {
         double v[64];
         for (int r = 0; r < reps; r++) {
-            uint64_t t0 = s3v_now_ns();
+            uint64_t t0 = cpu_ns();
             sink += rd[k].fn(buf, size);
             v[r] = (double)size / secs(t0) * 1e-9;
         }
         double m = median(v, reps);
         printf("read loop %-20s %7.2f GB/s\n", rd[k].name, m);
-        if (m > best_bw) best_bw = m, best_name = rd[k].name;
+        if (m > best_bw) best_bw = m, best_name = rd[k].name, best_fn = rd[k].fn;
     }
     printf("\nbandwidth limit: %.2f GB/s (%s, median of %d passes over %.0f MiB)\n\n", best_bw, best_name,
            reps, (double)size / (1 << 20));
@@ -233,7 +250,9 @@ static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps)
     }
     for (size_t i = 0; i < 1536; i++) qf[i] = (float)(s3v_rng_unit(&rng) * 2 - 1), qi[i] = (int8_t)(i * 37);
 
-    printf("| kernel (%s) | dim | Mvectors/s | GB/s | read loop GB/s (same passes) | ratio |\n", t->name);
+    printf("| kernel (%s) | dim | Mvectors/s | GB/s | read loop GB/s (paired passes) | ratio (median of "
+           "pairs) |\n",
+           t->name);
     printf("|---|---:|---:|---:|---:|---:|\n");
     for (int dt = DT_F32; dt <= DT_I8; dt++) {
         fill(buf, size, (enum dtype)dt, &rng);
@@ -242,20 +261,67 @@ static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps)
                 size_t n = dims[di], rows = size / (n * DT_SIZE[dt]);
                 double bytes = (double)(rows * n * DT_SIZE[dt]);
                 const void *q = dt == DT_I8 ? (const void *)qi : (const void *)qf;
-                double kv[64], rv[64];
-                for (int r = 0; r < reps; r++) { /* alternate kernel and read passes */
+                double kv[64], rv[64], ratio[64];
+                for (int r = 0; r < reps; r++) { /* a kernel pass, then a read pass over the same bytes */
                     kv[r] = bytes / scan_pass(t, (enum dtype)dt, dot, buf, rows, n, q, out) * 1e-9;
-                    uint64_t t0 = s3v_now_ns();
-                    for (size_t k = 0; k < nrd; k++)
-                        if (!strcmp(rd[k].name, best_name)) sink += rd[k].fn(buf, (size_t)bytes);
+                    uint64_t t0 = cpu_ns();
+                    sink += best_fn(buf, (size_t)bytes);
                     rv[r] = bytes / secs(t0) * 1e-9;
+                    ratio[r] = kv[r] / rv[r];
                 }
-                double gbs = median(kv, reps), rbw = median(rv, reps);
+                double gbs = median(kv, reps), rbw = median(rv, reps), rat = median(ratio, reps);
                 printf("| %s_%s_rows | %zu | %.1f | %.2f | %.2f | %.2f |\n", dot ? "dot" : "l2sq",
-                       DT_NAME[dt], n, gbs * 1e9 / (double)(n * DT_SIZE[dt]) * 1e-6, gbs, rbw, gbs / rbw);
+                       DT_NAME[dt], n, gbs * 1e9 / (double)(n * DT_SIZE[dt]) * 1e-6, gbs, rbw, rat);
                 fflush(stdout);
             }
     }
+    free(qf);
+    free(qi);
+    free(out);
+}
+
+/* The same kernels on rows that stay in L2 (256 KiB scanned again and again): compute-bound, so
+ * this shows instruction efficiency rather than memory, against the read loop on the same bytes. */
+static void bench_scan_l2(const kern_table *t, int reps)
+{
+    const size_t size = 256 << 10;
+    uint8_t *buf = aligned_alloc(4096, size);
+    float *qf = malloc(1536 * sizeof *qf);
+    int8_t *qi = malloc(1536);
+    void *out = malloc(CHUNK_ROWS * sizeof(float));
+    if (!buf || !qf || !qi || !out) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    struct reader rd[8];
+    size_t nrd = readers_get(rd);
+    read_fn fast = rd[nrd - 1].fn;
+    s3v_rng rng;
+    s3v_rng_seed(&rng, 43);
+    for (size_t i = 0; i < 1536; i++) qf[i] = (float)(s3v_rng_unit(&rng) * 2 - 1), qi[i] = (int8_t)(i * 37);
+    printf("\n| in L2 (256 KiB), %s | dim | GB/s | read loop GB/s | ratio |\n|---|---:|---:|---:|---:|\n",
+           t->name);
+    static const size_t dims[] = {100, 768};
+    for (int dt = DT_F32; dt <= DT_I8; dt++) {
+        fill(buf, size, (enum dtype)dt, &rng);
+        for (size_t di = 0; di < 2; di++) {
+            size_t n = dims[di], rows = size / (n * DT_SIZE[dt]);
+            double bytes = (double)(rows * n * DT_SIZE[dt]), kv[64], rv[64];
+            const void *q = dt == DT_I8 ? (const void *)qi : (const void *)qf;
+            size_t iters = (size_t)(64.0 * (1 << 20) / bytes) + 1; /* about 64 MiB per timing */
+            for (int r = 0; r < reps; r++) {                       /* the timer is a system call */
+                uint64_t t0 = cpu_ns();
+                for (size_t k = 0; k < iters; k++) scan_rows(t, (enum dtype)dt, 0, buf, rows, n, q, out);
+                kv[r] = bytes * (double)iters / secs(t0) * 1e-9;
+                t0 = cpu_ns();
+                for (size_t k = 0; k < iters; k++) sink += fast(buf, (size_t)bytes);
+                rv[r] = bytes * (double)iters / secs(t0) * 1e-9;
+            }
+            double a = median(kv, reps), b = median(rv, reps);
+            printf("| l2sq_%s_rows | %zu | %.1f | %.1f | %.2f |\n", DT_NAME[dt], n, a, b, a / b);
+        }
+    }
+    free(buf);
     free(qf);
     free(qi);
     free(out);
@@ -271,7 +337,7 @@ __attribute__((target("avx2,fma"))) static double fma_peak_gflops(void)
     __m256 a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
     const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
     const long iters = 50 * 1000 * 1000;
-    uint64_t t0 = s3v_now_ns();
+    uint64_t t0 = cpu_ns();
     for (long i = 0; i < iters; i++) {
         a0 = _mm256_fmadd_ps(a0, m, c), a1 = _mm256_fmadd_ps(a1, m, c), a2 = _mm256_fmadd_ps(a2, m, c);
         a3 = _mm256_fmadd_ps(a3, m, c), a4 = _mm256_fmadd_ps(a4, m, c), a5 = _mm256_fmadd_ps(a5, m, c);
@@ -296,7 +362,7 @@ static double fma_peak_gflops(void)
     for (int k = 0; k < 16; k++) a[k] = vdupq_n_f32(1.0f);
     const float32x4_t m = vdupq_n_f32(0.999999f), c = vdupq_n_f32(1e-7f);
     const long iters = 50 * 1000 * 1000;
-    uint64_t t0 = s3v_now_ns();
+    uint64_t t0 = cpu_ns();
     for (long i = 0; i < iters; i++) {
         for (int k = 0; k < 16; k++) a[k] = vfmaq_f32(c, a[k], m);
         __asm__ volatile(""
@@ -349,7 +415,7 @@ static double time_tile(const kern_table *t, sgemm_fn sgemm, const float *x, siz
     double flops = 2.0 * (double)xl * (double)cl * (double)n, v[64];
     for (int r = 0; r < reps; r++) {
         int calls = 0;
-        uint64_t t0 = s3v_now_ns();
+        uint64_t t0 = cpu_ns();
         do {
             if (sgemm)
                 sgemm(CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS, (int)xl, (int)cl, (int)n, 1.0f, x, (int)n,
@@ -413,7 +479,7 @@ static void bench_tile(const kern_table *t, int reps)
 int main(int argc, char **argv)
 {
     size_t mib = 1024;
-    int reps = 5, do_scan = 1, do_tile = 1;
+    int reps = 9, do_scan = 1, do_tile = 1;
     const char *table = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mib") && i + 1 < argc)
@@ -459,6 +525,7 @@ int main(int argc, char **argv)
         memset(buf, 1, size); /* fault every page in before timing */
         bench_scan(t, buf, size, reps);
         free(buf);
+        bench_scan_l2(t, reps);
     }
     if (do_tile) bench_tile(t, reps);
     return 0;

@@ -21,8 +21,8 @@
  * keeps the top bits (f16 -> f32 sets the quiet bit, as IEEE 754 conversion and the F16C/NEON
  * instructions do), so every non-NaN half survives f16 -> f32 -> f16 unchanged and a NaN stays NaN.
  *
- * Tiles: dot_f32_tile may allocate packing buffers (about 1.1 MB) for the duration of the call; if
- * that fails it computes the same result without them. It never fails.
+ * Tiles: dot_f32_tile may allocate a packing buffer (at most about 1 MiB) for the duration of the
+ * call; if that fails it computes the same result without it. It never fails.
  *
  * Threading: kern_init() runs once at start-up, before other threads exist; afterwards the table
  * is read-only and every kernel is thread-safe. */
