@@ -61,9 +61,12 @@ class FakeRuntimeApi:
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-                self.wfile.flush()
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:  # the runtime was stopped by the test meanwhile
+                    self.close_connection = True
 
             def _drop(self):
                 self.close_connection = True
