@@ -50,7 +50,7 @@ def main():
         with open(data, "w") as f:
             for i, r in enumerate(rows):
                 f.write(json.dumps({"key": f"doc-{i}", "data": r, "metadata": {"genre": "abc"[i % 3], "n": i}}) + "\n")
-        queries = [[rnd.gauss(0, 1) for _ in range(DIM)] for _ in range(6)]
+        queries = [[rnd.gauss(0, 1) for _ in range(DIM)] for _ in range(4)]
         local = os.path.join(tmp, "local-idx")
 
         with MotoServer() as moto:
@@ -91,15 +91,17 @@ def main():
 
             # through the fault proxy: same answers, or (flip) a clear error
             with FaultProxy(upstream_port=moto.port) as proxy:
+                # every-Nth faults hit a retry again with probability 1/N: 12 attempts make a range failing
+                # for good about 1e-7 likely, so the test checks recovery, not luck
                 penv = dict(env, AWS_ENDPOINT_URL_S3=proxy.endpoint, S3VEC_S3_BACKOFF_BASE_MS="5",
-                            S3VEC_S3_BACKOFF_CAP_MS="50")
+                            S3VEC_S3_BACKOFF_CAP_MS="50", S3VEC_S3_MAX_ATTEMPTS="12")
                 for what, faults in [
-                    ("503 on every 3rd GET", [Fault("503", every=3, methods="GET")]),
-                    ("500 on every 4th GET", [Fault("500", every=4, methods="GET")]),
+                    ("503 on every 4th GET", [Fault("503", every=4, methods="GET")]),
+                    ("500 on every 5th GET", [Fault("500", every=5, methods="GET")]),
                     ("resets and truncations", [Fault("reset", every=5, methods="GET"),
                                                 Fault("truncate", every=7, methods="GET")]),
-                    ("a 1.5 s first-byte delay on every 5th GET", [Fault("delay", every=5, methods="GET",
-                                                                         delay_ms=1500)]),
+                    ("a 0.6 s first-byte delay on every 6th GET", [Fault("delay", every=6, methods="GET",
+                                                                         delay_ms=600)]),
                 ]:
                     proxy.set_faults(faults)
                     got, err = query_all("s3://bkt/idx", penv)

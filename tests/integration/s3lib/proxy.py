@@ -4,6 +4,7 @@
     proxy.set_faults([Fault("503", first=2, methods="GET")])   # the first 2 GETs get 503 SlowDown
     ...point the client at proxy.endpoint...
     proxy.log        # one dict per request: method, path, range, fault, status
+    proxy.connections  # client connections accepted so far
     proxy.stop()     # or use it as a context manager
 
 Fault kinds (the request is forwarded to the upstream unless the kind says otherwise):
@@ -280,6 +281,7 @@ class FaultProxy:
         self._conns = set()
         self._stopping = False
         self.log = []
+        self.connections = 0  # client connections accepted since start (for connection-reuse checks)
         self.server = None
         self.thread = None
 
@@ -326,6 +328,7 @@ class FaultProxy:
     def _track(self, sock, add):
         with self._lock:
             (self._conns.add if add else self._conns.discard)(sock)
+            self.connections += add
 
     def stop(self):
         if not self.server:
