@@ -107,6 +107,13 @@ def main():
                     got, err = query_all("s3://bkt/idx", penv)
                     t.check(got == want and proxy.hits() > 0, f"queries under {what} give the same results",
                             (err, proxy.hits()))
+                # debug logging of retries never prints a credential
+                proxy.set_faults([Fault("503", every=3, methods="GET")])
+                rc, out, err = run(bin_, ["query", "s3://bkt/idx", "--vector", json.dumps(queries[0]), "--json"],
+                                   dict(penv, S3VEC_LOG="debug"))
+                t.check(rc == 0 and "retrying" in err, "retries are logged at debug level", err[-500:])
+                t.check(secret not in err and secret not in out and "Signature=" not in err and
+                        "Authorization" not in err, "no credential or signature in the debug log")
                 flipped_wrong = flipped_caught = 0
                 for n in range(1, 4):
                     proxy.set_faults([Fault("flip", nth=[n], methods="GET")])

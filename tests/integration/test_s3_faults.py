@@ -98,12 +98,15 @@ def reads(t, d, proxy, s3, blob, tmp, rnd):
         ("connection reset mid-body on the first 3 GETs", Fault("reset", first=3, methods="GET")),
         ("truncated body on every 4th GET", Fault("truncate", every=4, methods="GET")),
         ("dropped connection on the first 2 GETs", Fault("drop", first=2, methods="GET")),
+        ("a wrong Content-Range on the first 2 GETs", Fault("badrange", first=2, methods="GET")),
     ]
     for what, fault in recoverable:
-        proxy.set_faults([fault])
-        r = d("s3://bkt/f", "get", "obj.bin", out)
-        t.check(r["ok"] and read(out) == blob, f"GET survives {what}", r.get("msg"))
-        t.check(r["stats"]["retries"] == proxy.hits(), f"GET retried once per {what}", (r.get("stats"), proxy.hits()))
+        if fault.kind != "badrange":  # a whole GET has no Content-Range
+            proxy.set_faults([fault])
+            r = d("s3://bkt/f", "get", "obj.bin", out)
+            t.check(r["ok"] and read(out) == blob, f"GET survives {what}", r.get("msg"))
+            t.check(r["stats"]["retries"] == proxy.hits(), f"GET retried once per {what}",
+                    (r.get("stats"), proxy.hits()))
         proxy.set_faults([Fault(fault.kind, first=fault.first, every=fault.every, methods="GET")])
         r = d("s3://bkt/f", "ranges", out, *specs)
         t.check(r["ok"] and read(out) == want, f"24 ranges survive {what}", r.get("msg"))

@@ -17,6 +17,7 @@ Fault kinds (the request is forwarded to the upstream unless the kind says other
     "flip"      flip one bit of the body's middle byte (2xx with a body only)
     "drop"      close the connection without answering
     "error"     answer `status` with S3 error `code` (e.g. 409 ConditionalRequestConflict) without forwarding
+    "badrange"  forward, but shift the Content-Range of a 206 answer by one byte (a wrong range)
 Which requests a rule hits: of the requests that pass its filters (methods, ranged, path_contains,
 query_contains), `first=N` hits the first N, `every=N` hits every Nth (N, 2N, ...), `nth=[...]` hits
 those 1-based positions, none of them hits all. Rules are tried in order; the first hit wins.
@@ -36,7 +37,7 @@ import threading
 import time
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade"}
-KINDS = {"503", "500", "reset", "truncate", "delay", "flip", "drop", "error"}
+KINDS = {"503", "500", "reset", "truncate", "delay", "flip", "drop", "error", "badrange"}
 MAX_HEADER_BYTES = 64 * 1024
 
 ERROR_XML = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{msg}</Message>'
@@ -227,6 +228,11 @@ class _Handler(socketserver.BaseRequestHandler):
             kl = k.lower()
             if kl in HOP_BY_HOP:
                 continue
+            if kl == "content-range" and kind == "badrange" and status == 206:
+                unit, _, rest = v.partition(" ")
+                span, _, total = rest.partition("/")
+                a, _, b = span.partition("-")
+                v = f"{unit} {int(a) + 1}-{int(b) + 1}/{total}"
             if kl == "content-length":
                 have_cl = True
                 if not is_head:
