@@ -230,9 +230,19 @@ def writes(t, d, proxy, s3, blob, tmp, rnd):
     # a retried create that already happened: the retry sees 412 (S3 semantics), reported as lost
     proxy.set_faults([Fault("reset", first=1, methods="PUT")])
     r = d("s3://bkt/f", "put", "w/cond3.bin", small, "--if-none-match")
-    t.check(r["status"] == "precondition_failed" and r["stats"]["retries"] == 1 and
-            s3.get_object(Bucket="bkt", Key="f/w/cond3.bin")["Body"].read() == read(small),
-            "a create whose answer was lost reports precondition_failed on retry (the object is ours)", r)
+    t.check(r["ok"] and r["stats"]["retries"] == 1 and r["etag"] == s3.head_object(Bucket="bkt",
+                                                                                   Key="f/w/cond3.bin")["ETag"],
+            "a create whose answer was lost: the retry's 412 is resolved as ours (ETag = MD5 of our bytes)", r)
+    other = write(os.path.join(tmp, "other"), rnd.randbytes(1000))
+    proxy.set_faults([Fault("503", first=1, methods="PUT")])
+    r = d("s3://bkt/f", "put", "w/cond3.bin", other, "--if-none-match")
+    t.check(not r["ok"] and r["status"] == "precondition_failed",
+            "a retried create that meets someone else's object still fails", r)
+    proxy.set_faults([Fault("reset", first=1, methods="PUT")])
+    etag_now = s3.head_object(Bucket="bkt", Key="f/w/cond3.bin")["ETag"]
+    r = d("s3://bkt/f", "put", "w/cond3.bin", other, "--if-match", etag_now)
+    t.check(r["ok"] and s3.get_object(Bucket="bkt", Key="f/w/cond3.bin")["Body"].read() == read(other),
+            "an If-Match replace whose answer was lost is resolved as ours", r)
 
     # multipart: a failing part is retried; a part failing for good aborts the upload
     big = write(os.path.join(tmp, "big"), rnd.randbytes(18 * MiB))
