@@ -23,6 +23,8 @@
  *    (MongoDB's rule; add {"k": {"$exists": true}} to exclude those). Every other operator never
  *    matches a missing key, except {"$exists": false}.
  *  - Range operators match numbers only; a string or boolean metadata value never matches them.
+ *  - A null or object value (which metadata_validate refuses, but stored text may hold) exists for
+ *    $exists and equals nothing.
  *
  * Compile errors are S3V_ERR_INVALID with a message naming the offending path, for example
  * "filter.$and[1].year.$gt: expected a number". Rejected: non-objects, empty objects (anywhere,
@@ -51,7 +53,7 @@
 
 /* Bounds of one compiled filter (ours; S3 Vectors documents none). */
 #define S3V_FILTER_MAX_DEPTH          8           /* filter objects nested through $and/$or, top = 1 */
-#define S3V_FILTER_MAX_NODES          1024        /* clauses + implicit ANDs + $in/$nin values */
+#define S3V_FILTER_MAX_NODES          1024        /* operators, ANDs/ORs and operand values */
 #define S3V_FILTER_MAX_KEYS           64          /* distinct metadata keys one filter references */
 #define S3V_FILTER_MAX_KEY_SIZE       1024        /* bytes of one key name */
 #define S3V_FILTER_MAX_TEXT_SIZE      (64 * 1024) /* filter_compile_text input */
