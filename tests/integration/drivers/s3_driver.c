@@ -10,7 +10,7 @@
  * Common options: --deadline-ms N (default none), --repeat N (run the command N times on one handle).
  *
  * Configuration comes from the environment (AWS_*, S3VEC_S3_*), passed as getenv. Prints one JSON
- * line: {"ok":..,"status":"..","msg":"..","etag":"..","size":N,"elapsed_ms":..,"stats":{..},
+ * line: {"ok":..,"status":"..","msg":"..","etag":"..","size":N,"elapsed_ms":..,"iter_ms":[..],"stats":{..},
  * "entries":[..],"ranges":[..]} and exits 0 when the command succeeded, 1 when it returned an error,
  * 2 on a usage error. */
 #include <stdint.h>
@@ -144,7 +144,11 @@ int main(int argc, char **argv)
     char *entries = NULL, *rangetxt = NULL;
     size_t entries_len = 0, rangetxt_len = 0;
     uint64_t t0 = s3v_now_ns();
+    char iters[8192];
+    size_t iters_len = 0;
+    iters[0] = 0;
     for (int r = 0; r < repeat && rc == S3V_OK; r++) {
+        uint64_t ti = s3v_now_ns();
         uint64_t deadline = deadline_ms ? s3v_deadline_in_ms(deadline_ms) : S3V_NO_DEADLINE;
         if (!strcmp(cmd, "get") && npos == 2) {
             s3v_buf b;
@@ -223,13 +227,17 @@ int main(int argc, char **argv)
             s3v_storage_close(st);
             return usage();
         }
+        int w = snprintf(iters + iters_len, sizeof iters - iters_len, "%s%.3f", r ? "," : "",
+                         (double)(s3v_now_ns() - ti) / 1e6);
+        if (w > 0 && (size_t)w < sizeof iters - iters_len) iters_len += (size_t)w;
     }
     double elapsed_ms = (double)(s3v_now_ns() - t0) / 1e6;
     printf("{\"ok\":%s,\"status\":\"%s\",\"msg\":", rc == S3V_OK ? "true" : "false", s3v_status_name(rc));
     json_str(stdout, rc == S3V_OK ? "" : s3v_errmsg(rc));
     printf(",\"etag\":");
     json_str(stdout, info.etag);
-    printf(",\"size\":%llu,\"elapsed_ms\":%.3f", (unsigned long long)info.size, elapsed_ms);
+    printf(",\"size\":%llu,\"elapsed_ms\":%.3f,\"iter_ms\":[%s]", (unsigned long long)info.size, elapsed_ms,
+           iters);
     s3_stats stats;
     if (s3_storage_is_s3(st) && s3_storage_stats(st, &stats) == S3V_OK)
         printf(",\"stats\":{\"requests\":%llu,\"bytes_down\":%llu,\"bytes_up\":%llu,\"retries\":%llu,"

@@ -10,6 +10,10 @@ FaultProxy  an HTTP/1.1 proxy between a client and an upstream (moto) that injec
             byte, dropped connection) and/or throttles like S3 (fixed added latency per request and a
             per-connection bandwidth cap). Also runnable: python3 -m s3lib.proxy --help.
 
+ThrottleRelay-style model for benchmarks: s3lib.throttle (asyncio TCP relay: latency per request,
+            bandwidth per connection; far cheaper than FaultProxy's throttling) and s3lib.origin (an
+            in-memory S3-like origin); s3lib.bench_ranges measures parallel ranged GETs, ours beside
+            boto3 and the model's limit.
 Driver      runs the C driver tests/integration/drivers/s3_driver.c and parses its JSON answer.
 Checks      check()/summary() with the closing line "N passed, N failed".
 
