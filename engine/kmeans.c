@@ -53,18 +53,20 @@
 #include "engine/kernels.h"
 
 enum {
-    CHUNK_LEN = 2048,     /* points per task; fixed, so results do not depend on threads */
-    BLOCK_ROWS = 64,      /* points per tile call */
+    CHUNK_LEN = 8 * 384,  /* points per task; fixed, so results do not depend on threads */
+    BLOCK_ROWS = 384,     /* points per tile call (a multiple of 6 and 16) */
     KPP_CHUNK_LEN = 1024, /* points per k-means++ task */
     KPP_POINTS_PER_CENTROID = 16,
     KPP_MIN_POINTS = 4096,
+    BLOCK_CENTROIDS = 1024, /* centroids per tile call */
+    KPP_PARALLEL_WORK = 1 << 23,
     MAX_THREADS = 256,
     DEFAULT_NITER = 10,
     DEFAULT_MAX_POINTS_PER_CENTROID = 256,
 };
-/* Bytes of centroids per tile call: with the block of rows and the tile, fits the L2 cache. */
-#define CENTROID_BLOCK_SIZE ((size_t)128 * 1024)
-#define SPLIT_EPS           (1.0f / 1024.0f)
+/* Largest copy of the k-means++ subset, bytes. */
+#define KPP_MAX_SIZE ((size_t)128 << 20)
+#define SPLIT_EPS    (1.0f / 1024.0f)
 
 /* ---- worker pool ---------------------------------------------------------------------------- */
 
@@ -213,16 +215,17 @@ typedef struct assign_plan {
     size_t k;
     const float *half_norm; /* k: |c|^2 / 2 for L2, 0 for IP */
     kmeans_metric metric;
+    size_t rblock; /* points per tile call */
     size_t cblock; /* centroids per tile call */
 } assign_plan;
 
 /* A worker's scratch for assignment. */
 typedef struct assign_buf {
-    float *xblk;   /* BLOCK_ROWS x dim gathered rows */
-    float *tile;   /* BLOCK_ROWS x cblock inner products */
-    float *best;   /* BLOCK_ROWS running minimum */
-    uint32_t *arg; /* BLOCK_ROWS its centroid */
-    float *dist;   /* BLOCK_ROWS distances (metric) */
+    float *xblk;   /* rblock x dim gathered rows */
+    float *tile;   /* rblock x cblock inner products */
+    float *best;   /* rblock running minimum */
+    uint32_t *arg; /* rblock its centroid */
+    float *dist;   /* rblock distances (metric) */
 } assign_buf;
 
 static void assign_buf_free(assign_buf *b)
@@ -235,14 +238,14 @@ static void assign_buf_free(assign_buf *b)
     memset(b, 0, sizeof *b);
 }
 
-static s3v_status assign_buf_alloc(assign_buf *b, size_t dim, size_t cblock)
+static s3v_status assign_buf_alloc(assign_buf *b, const assign_plan *pl)
 {
     memset(b, 0, sizeof *b);
-    b->xblk = malloc((size_t)BLOCK_ROWS * dim * sizeof(float));
-    b->tile = malloc((size_t)BLOCK_ROWS * cblock * sizeof(float));
-    b->best = malloc(BLOCK_ROWS * sizeof(float));
-    b->arg = malloc(BLOCK_ROWS * sizeof(uint32_t));
-    b->dist = malloc(BLOCK_ROWS * sizeof(float));
+    b->xblk = malloc(pl->rblock * pl->dim * sizeof(float));
+    b->tile = malloc(pl->rblock * pl->cblock * sizeof(float));
+    b->best = malloc(pl->rblock * sizeof(float));
+    b->arg = malloc(pl->rblock * sizeof(uint32_t));
+    b->dist = malloc(pl->rblock * sizeof(float));
     if (!b->xblk || !b->tile || !b->best || !b->arg || !b->dist) {
         assign_buf_free(b);
         return s3v_errorf(S3V_ERR_NOMEM, "kmeans: work buffers");
@@ -250,12 +253,11 @@ static s3v_status assign_buf_alloc(assign_buf *b, size_t dim, size_t cblock)
     return S3V_OK;
 }
 
-static size_t centroid_block(size_t k, size_t dim)
+/* Block sizes of the tile calls (see the file comment). */
+static void plan_blocks(assign_plan *pl)
 {
-    size_t c = CENTROID_BLOCK_SIZE / (dim * sizeof(float));
-    c -= c % 16;
-    if (c < 16) c = 16;
-    return c < k ? c : k;
+    pl->cblock = min_size(BLOCK_CENTROIDS, pl->k);
+    pl->rblock = BLOCK_ROWS;
 }
 
 /* The contiguous rows [s0, s0 + len) of the pass: a pointer into x, or gathered into b->xblk. */
@@ -272,7 +274,68 @@ static const float *row_ptr(const assign_plan *pl, size_t s)
     return pl->x + (pl->rows ? (size_t)pl->rows[s] : s) * pl->dim;
 }
 
-/* Nearest centroid of the len <= BLOCK_ROWS contiguous rows xb into b->arg, and their distance
+/* The first minimum of hn[j] - t[j] over j < len, if below *best: into *best and *arg (j0 + j).
+ * Four interleaved chains of 4-lane GNU C vectors (SSE2 on x86_64, NEON on aarch64: baseline
+ * instructions, no ISA flag) keep the running minimum and the step where each lane found it; ties go
+ * to the lowest index, as in the plain loop, so the result is the same as the scalar argmin. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline void lane_step(const float *t, const float *hn, v4i step, v4f *m, v4i *at)
+{
+    v4f tv, hv;
+    memcpy(&tv, t, sizeof tv);
+    memcpy(&hv, hn, sizeof hv);
+    v4f v = hv - tv;
+    v4i lt = v < *m;
+    *m = (v4f)((lt & (v4i)v) | (~lt & (v4i)*m));
+    *at = (lt & step) | (~lt & *at);
+}
+
+static inline void lane_reduce(v4f m, v4i at, uint32_t base, float *bv, uint32_t *bi)
+{
+    for (int l = 0; l < 4; l++) {
+        uint32_t idx = base + (uint32_t)at[l] + (uint32_t)l;
+        if (m[l] < *bv || (m[l] == *bv && idx < *bi)) {
+            *bv = m[l];
+            *bi = idx;
+        }
+    }
+}
+
+static void row_argmin(const float *t, const float *hn, size_t len, uint32_t j0, float *best, uint32_t *arg)
+{
+    float bv = *best;
+    uint32_t bi = *arg;
+    size_t j = 0;
+    if (len >= 16) {
+        const v4f inf = {INFINITY, INFINITY, INFINITY, INFINITY};
+        v4f m0 = inf, m1 = inf, m2 = inf, m3 = inf;
+        v4i a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (; j + 16 <= len; j += 16) {
+            v4i step = {(int32_t)j, (int32_t)j, (int32_t)j, (int32_t)j};
+            lane_step(t + j, hn + j, step, &m0, &a0);
+            lane_step(t + j + 4, hn + j + 4, step, &m1, &a1);
+            lane_step(t + j + 8, hn + j + 8, step, &m2, &a2);
+            lane_step(t + j + 12, hn + j + 12, step, &m3, &a3);
+        }
+        lane_reduce(m0, a0, j0, &bv, &bi);
+        lane_reduce(m1, a1, j0 + 4, &bv, &bi);
+        lane_reduce(m2, a2, j0 + 8, &bv, &bi);
+        lane_reduce(m3, a3, j0 + 12, &bv, &bi);
+    }
+    for (; j < len; j++) {
+        float v = hn[j] - t[j];
+        if (v < bv) {
+            bv = v;
+            bi = (uint32_t)(j0 + j);
+        }
+    }
+    *best = bv;
+    *arg = bi;
+}
+
+/* Nearest centroid of the len <= rblock contiguous rows xb into b->arg, and their distance
  * (L2: squared euclidean, clamped at 0; IP: -x.c) into b->dist when want_dist. */
 static void assign_block(const assign_plan *pl, const float *xb, size_t len, assign_buf *b, bool want_dist)
 {
@@ -284,21 +347,8 @@ static void assign_block(const assign_plan *pl, const float *xb, size_t len, ass
     for (size_t j0 = 0; j0 < pl->k; j0 += pl->cblock) {
         size_t cl = min_size(pl->cblock, pl->k - j0);
         pl->kt->dot_f32_tile(xb, len, pl->cent + j0 * dim, cl, dim, b->tile);
-        const float *hn = pl->half_norm + j0;
-        for (size_t r = 0; r < len; r++) {
-            const float *t = b->tile + r * cl;
-            float bv = b->best[r];
-            uint32_t bi = b->arg[r];
-            for (size_t j = 0; j < cl; j++) {
-                float v = hn[j] - t[j];
-                if (v < bv) {
-                    bv = v;
-                    bi = (uint32_t)(j0 + j);
-                }
-            }
-            b->best[r] = bv;
-            b->arg[r] = bi;
-        }
+        for (size_t r = 0; r < len; r++)
+            row_argmin(b->tile + r * cl, pl->half_norm + j0, cl, (uint32_t)j0, &b->best[r], &b->arg[r]);
     }
     if (!want_dist) return;
     for (size_t r = 0; r < len; r++) {
@@ -367,8 +417,8 @@ static void assign_chunk(void *arg, size_t chunk, int worker)
     const assign_plan *pl = j->pl;
     assign_buf *b = &j->bufs[worker];
     size_t s1 = min_size((chunk + 1) * CHUNK_LEN, pl->len);
-    for (size_t s0 = chunk * CHUNK_LEN; s0 < s1; s0 += BLOCK_ROWS) {
-        size_t len = min_size(BLOCK_ROWS, s1 - s0);
+    for (size_t s0 = chunk * CHUNK_LEN; s0 < s1; s0 += pl->rblock) {
+        size_t len = min_size(pl->rblock, s1 - s0);
         assign_block(pl, rows_get(pl, s0, len, b), len, b, j->dist != NULL);
         memcpy(j->assign + s0, b->arg, len * sizeof(uint32_t));
         if (j->dist) memcpy(j->dist + s0, b->dist, len * sizeof(float));
@@ -400,21 +450,15 @@ s3v_status kmeans_assign(const float *x, size_t n, size_t dim, const float *cent
     S3V_CHECK(pool_start(&p, nthreads));
     pool_up = true;
 
-    assign_plan pl = {.kt = kt,
-                      .x = x,
-                      .len = n,
-                      .dim = dim,
-                      .cent = centroids,
-                      .k = k,
-                      .half_norm = hn,
-                      .metric = metric,
-                      .cblock = centroid_block(k, dim)};
+    assign_plan pl = {
+        .kt = kt, .x = x, .len = n, .dim = dim, .cent = centroids, .k = k, .half_norm = hn, .metric = metric};
+    plan_blocks(&pl);
     assign_plan cpl = pl; /* the centroids, checked as rows */
     cpl.x = centroids;
     cpl.len = k;
     S3V_CHECK(rows_check(&p, &cpl));
     S3V_CHECK(rows_check(&p, &pl));
-    for (int w = 0; w < p.nworkers; w++) S3V_CHECK(assign_buf_alloc(&bufs[w], dim, pl.cblock));
+    for (int w = 0; w < p.nworkers; w++) S3V_CHECK(assign_buf_alloc(&bufs[w], &pl));
     half_norms(kt, centroids, k, dim, metric, hn);
 
     assign_job job = {.pl = &pl, .bufs = bufs, .assign = assign, .dist = dist};
@@ -440,6 +484,7 @@ typedef struct train_buf {
     uint32_t *far_at;  /* k: its position in the sample */
     uint32_t *touched; /* clusters with a non-zero count, in order of first touch */
     size_t ntouched;
+    float *kpp_tmp; /* KPP_CHUNK_LEN distances */
 } train_buf;
 
 typedef struct train_ctx {
@@ -456,7 +501,7 @@ typedef struct train_ctx {
     uint32_t *far_at; /* k */
     double objective; /* sum of distances */
     /* k-means++ */
-    uint32_t *kpp_pos; /* sample positions of the k-means++ subset */
+    float *kpp_x; /* the k-means++ subset, kpp_len x dim */
     size_t kpp_len;
     float *kpp_d2;      /* squared distance to the nearest chosen centre */
     double *kpp_sums;   /* per chunk of the subset */
@@ -471,8 +516,8 @@ static void train_chunk(void *arg, size_t chunk, int worker)
     const size_t dim = pl->dim;
     size_t s1 = min_size((chunk + 1) * CHUNK_LEN, pl->len);
     double obj = 0;
-    for (size_t s0 = chunk * CHUNK_LEN; s0 < s1; s0 += BLOCK_ROWS) {
-        size_t len = min_size(BLOCK_ROWS, s1 - s0);
+    for (size_t s0 = chunk * CHUNK_LEN; s0 < s1; s0 += pl->rblock) {
+        size_t len = min_size(pl->rblock, s1 - s0);
         const float *xb = rows_get(pl, s0, len, &b->ab);
         assign_block(pl, xb, len, &b->ab, true);
         for (size_t r = 0; r < len; r++) {
@@ -576,12 +621,13 @@ static void kpp_chunk(void *arg, size_t chunk, int worker)
 {
     train_ctx *t = arg;
     const assign_plan *pl = &t->pl;
-    size_t s1 = min_size((chunk + 1) * KPP_CHUNK_LEN, t->kpp_len);
+    size_t s0 = chunk * KPP_CHUNK_LEN, len = min_size(KPP_CHUNK_LEN, t->kpp_len - s0);
+    float *d = t->bufs[worker].kpp_tmp, *d2 = t->kpp_d2 + s0;
+    pl->kt->l2sq_f32_rows(t->kpp_c, t->kpp_x + s0 * pl->dim, pl->dim, len, d);
     double sum = 0;
-    for (size_t s = chunk * KPP_CHUNK_LEN; s < s1; s++) {
-        float d = pl->kt->l2sq_f32(row_ptr(pl, t->kpp_pos[s]), t->kpp_c, pl->dim);
-        if (d < t->kpp_d2[s]) t->kpp_d2[s] = d;
-        sum += t->kpp_d2[s];
+    for (size_t s = 0; s < len; s++) {
+        if (d[s] < d2[s]) d2[s] = d[s];
+        sum += d2[s];
     }
     t->kpp_sums[chunk] = sum;
 }
@@ -614,14 +660,21 @@ static size_t kpp_draw(const train_ctx *t, s3v_rng *rng, size_t nchunks)
 static void kpp_init(train_ctx *t, pool *p, s3v_rng *rng)
 {
     const size_t dim = t->pl.dim, nchunks = div_up(t->kpp_len, KPP_CHUNK_LEN);
+    /* one step is kpp_len x dim multiply-adds; below KPP_PARALLEL_WORK waking the other workers
+     * for each of the k steps costs more than it saves (much more on a loaded machine) */
+    const bool parallel = t->kpp_len * dim >= KPP_PARALLEL_WORK;
     for (size_t s = 0; s < t->kpp_len; s++) t->kpp_d2[s] = INFINITY;
     size_t pick = (size_t)s3v_rng_below(rng, t->kpp_len);
     for (size_t c = 0; c < t->pl.k; c++) {
         float *dst = t->cent + c * dim;
-        memcpy(dst, row_ptr(&t->pl, t->kpp_pos[pick]), dim * sizeof(float));
+        memcpy(dst, t->kpp_x + pick * dim, dim * sizeof(float));
         if (c + 1 == t->pl.k) break;
         t->kpp_c = dst;
-        pool_run(p, nchunks, kpp_chunk, t);
+        if (parallel) {
+            pool_run(p, nchunks, kpp_chunk, t);
+        } else {
+            for (size_t ch = 0; ch < nchunks; ch++) kpp_chunk(t, ch, 0);
+        }
         pick = kpp_draw(t, rng, nchunks);
     }
 }
@@ -644,19 +697,22 @@ static void train_buf_free(train_buf *b)
     free(b->far);
     free(b->far_at);
     free(b->touched);
+    free(b->kpp_tmp);
     memset(b, 0, sizeof *b);
 }
 
-static s3v_status train_buf_alloc(train_buf *b, size_t k, size_t dim, size_t cblock)
+static s3v_status train_buf_alloc(train_buf *b, const assign_plan *pl)
 {
+    const size_t k = pl->k, dim = pl->dim;
     memset(b, 0, sizeof *b);
-    S3V_TRY(assign_buf_alloc(&b->ab, dim, cblock));
+    S3V_TRY(assign_buf_alloc(&b->ab, pl));
     b->sum = malloc(k * dim * sizeof(double));
     b->count = calloc(k, sizeof(uint32_t));
     b->far = malloc(k * sizeof(float));
     b->far_at = malloc(k * sizeof(uint32_t));
     b->touched = malloc(k * sizeof(uint32_t));
-    if (!b->sum || !b->count || !b->far || !b->far_at || !b->touched) {
+    b->kpp_tmp = malloc(KPP_CHUNK_LEN * sizeof(float));
+    if (!b->sum || !b->count || !b->far || !b->far_at || !b->touched || !b->kpp_tmp) {
         train_buf_free(b);
         return s3v_errorf(S3V_ERR_NOMEM, "kmeans: work buffers for k %zu x dim %zu", k, dim);
     }
@@ -702,8 +758,10 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
     const size_t mpc =
         opts->max_points_per_centroid ? opts->max_points_per_centroid : DEFAULT_MAX_POINTS_PER_CENTROID;
     const size_t m = mpc >= div_up(n, k) ? n : k * mpc; /* k * mpc < n here: no overflow */
-    const size_t kpp_len = min_size(
-        m, KPP_POINTS_PER_CENTROID * k > KPP_MIN_POINTS ? KPP_POINTS_PER_CENTROID * k : KPP_MIN_POINTS);
+    size_t kpp_len =
+        KPP_POINTS_PER_CENTROID * k > KPP_MIN_POINTS ? KPP_POINTS_PER_CENTROID * k : KPP_MIN_POINTS;
+    size_t kpp_cap = KPP_MAX_SIZE / (dim * sizeof(float)); /* bounded copy, but at least k points */
+    kpp_len = min_size(m, min_size(kpp_len, kpp_cap > k ? kpp_cap : k));
     const size_t nchunks = div_up(m, CHUNK_LEN);
     const int nthreads = threads_resolve(opts->threads, nchunks);
     const kern_table *kt = kern_get();
@@ -713,7 +771,7 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
     s3v_rng rng;
     s3v_rng_seed(&rng, opts->seed);
     train_ctx t = {0};
-    uint32_t *sample = NULL;
+    uint32_t *sample = NULL, *kpp_pos = NULL;
     uint8_t *split = NULL;
     float *hn = NULL;
     pool p;
@@ -726,13 +784,14 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
     t.far = malloc(k * sizeof(float));
     t.far_at = malloc(k * sizeof(uint32_t));
     split = malloc(k);
-    t.kpp_pos = malloc(kpp_len * sizeof(uint32_t));
+    kpp_pos = malloc(kpp_len * sizeof(uint32_t));
+    t.kpp_x = malloc(kpp_len * dim * sizeof(float));
     t.kpp_d2 = malloc(kpp_len * sizeof(float));
     t.kpp_sums = malloc(div_up(kpp_len, KPP_CHUNK_LEN) * sizeof(double));
     t.bufs = calloc((size_t)nthreads, sizeof(train_buf));
     if (m < n) sample = malloc(m * sizeof(uint32_t));
-    if (!t.cent || !hn || !t.sum || !t.count || !t.far || !t.far_at || !split || !t.kpp_pos || !t.kpp_d2 ||
-        !t.kpp_sums || !t.bufs || (m < n && !sample)) {
+    if (!t.cent || !hn || !t.sum || !t.count || !t.far || !t.far_at || !split || !kpp_pos || !t.kpp_x ||
+        !t.kpp_d2 || !t.kpp_sums || !t.bufs || (m < n && !sample)) {
         st = s3v_errorf(S3V_ERR_NOMEM, "kmeans_train: work buffers for k %zu x dim %zu", k, dim);
         goto fail;
     }
@@ -752,9 +811,9 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
     t.kpp_len = kpp_len;
     if (sample) sample_sorted(&rng, n, m, sample);
     if (kpp_len < m) {
-        sample_sorted(&rng, m, kpp_len, t.kpp_pos);
+        sample_sorted(&rng, m, kpp_len, kpp_pos);
     } else {
-        for (size_t s = 0; s < kpp_len; s++) t.kpp_pos[s] = (uint32_t)s;
+        for (size_t s = 0; s < kpp_len; s++) kpp_pos[s] = (uint32_t)s;
     }
     t.pl = (assign_plan){.kt = kt,
                          .x = x,
@@ -764,10 +823,12 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
                          .cent = t.cent,
                          .k = k,
                          .half_norm = hn,
-                         .metric = opts->metric,
-                         .cblock = centroid_block(k, dim)};
+                         .metric = opts->metric};
+    plan_blocks(&t.pl);
     S3V_CHECK(rows_check(&p, &t.pl));
-    for (int w = 0; w < p.nworkers; w++) S3V_CHECK(train_buf_alloc(&t.bufs[w], k, dim, t.pl.cblock));
+    for (size_t s = 0; s < kpp_len; s++)
+        memcpy(t.kpp_x + s * dim, row_ptr(&t.pl, kpp_pos[s]), dim * sizeof(float));
+    for (int w = 0; w < p.nworkers; w++) S3V_CHECK(train_buf_alloc(&t.bufs[w], &t.pl));
 
     kpp_init(&t, &p, &rng);
     if (opts->spherical) centroids_normalise(t.cent, k, dim);
@@ -806,7 +867,8 @@ fail:
     free(t.bufs);
     free(t.kpp_sums);
     free(t.kpp_d2);
-    free(t.kpp_pos);
+    free(t.kpp_x);
+    free(kpp_pos);
     free(split);
     free(t.far_at);
     free(t.far);
