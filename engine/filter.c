@@ -21,14 +21,14 @@
  *  - An empty filter object {} is rejected rather than read as "match all": S3 Vectors requires
  *    every $and/$or array to be non-empty, and a client that wants no filter omits it.
  *  - A number token longer than 1024 bytes is malformed (it is converted from a bounded copy).
- *    cJSON_PrintUnformatted, which writes the stored metadata, never writes more than 26 bytes, so
- *    only hand-made text can hold one; cJSON itself would accept it.
+ *    cJSON_PrintUnformatted, which writes the stored metadata, prints at most 17 significant digits,
+ *    so only hand-made text can hold one; cJSON itself would accept it.
  *
  * Metadata sizes (metadata_size): S3 Vectors states the limits but not how bytes are counted. We
  * count, per top-level key, the UTF-8 bytes of the key plus the value's bytes: a string its UTF-8
- * bytes, a number 8, a boolean 1, a list the sum of its elements. This is the sum-of-UTF-8-bytes
- * rule S3 uses for object metadata, and it never exceeds the JSON text's size, so we reject no
- * metadata that the service would accept on account of a larger count. */
+ * bytes, a number 8 (a double), a boolean 1, a list the sum of its elements: the sum-of-UTF-8-bytes
+ * rule S3 documents for object metadata, without JSON punctuation or escapes. The service does not
+ * publish its rule, so metadata right at a limit may be judged differently there. */
 #include "engine/filter.h"
 
 #include <math.h>
