@@ -42,12 +42,23 @@ static uint64_t deadline_ns(uint64_t epoch_ms)
     return s3v_now_ns() + left * 1000000u;
 }
 
+/* _X_AMZN_TRACE_ID for the invocation. setenv() cannot be used: glibc keeps every distinct string
+ * ever passed to it (so that old getenv() pointers stay valid), which with a new trace id per invocation
+ * grows the heap by ~120 bytes per invocation forever. Instead one static buffer is installed with
+ * putenv() (which does not copy) and rewritten in place. */
+#define TRACE_VAR "_X_AMZN_TRACE_ID="
+static char trace_env[sizeof TRACE_VAR + RT_TRACE_MAX];
+static int trace_installed;
+
 static void set_trace(const rt_invocation *inv)
 {
-    if (inv->has_trace_id && inv->trace_id[0])
-        setenv("_X_AMZN_TRACE_ID", inv->trace_id, 1);
-    else
+    if (inv->has_trace_id && inv->trace_id[0]) {
+        snprintf(trace_env, sizeof trace_env, "%s%s", TRACE_VAR, inv->trace_id);
+        if (!trace_installed && putenv(trace_env) == 0) trace_installed = 1;
+    } else if (trace_installed) {
         unsetenv("_X_AMZN_TRACE_ID");
+        trace_installed = 0;
+    }
 }
 
 int main(int argc, char **argv)
