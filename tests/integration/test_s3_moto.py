@@ -10,7 +10,9 @@ our SigV4 code and verified by moto with an IAM user's keys:
     read back by boto3;
   - conditional writes: If-None-Match create (PUT and multipart), If-Match replace, stale etag,
     missing object;
-  - not found: object, bucket; deleting a missing key is OK.
+  - not found: object, bucket; deleting a missing key is OK;
+  - HTTPS through a TLS relay with a throwaway CA: accepted with AWS_CA_BUNDLE (connections reused),
+    refused without it (S3V_ERR_NETWORK, not retried).
 Then, with moto's verification switched off (moto 5.2 recomputes signatures from the decoded URL, so
 any percent-encoded byte in a path or query fails verification for every client, boto3 included):
 keys with spaces, '+', '=', '&' and UTF-8; listing with delimiter, start-after, max-keys, early stop
@@ -23,7 +25,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from s3lib import Checks, Driver, MotoServer  # noqa: E402
+from s3lib import Checks, Driver, FaultProxy, MotoServer  # noqa: E402
+from s3lib.tls import TlsRelay, make_certs  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -184,6 +187,8 @@ def run_signed(t, moto, s3, d, key, secret, tmp, rnd):
     t.check(r["ok"] and keys == sorted(keys) and "idx/a.bin" in keys and "idx/big.bin" in keys,
             "signed list at the bucket root", r.get("msg"))
 
+    tls(t, moto, d, tmp, blob_b)
+
     # session token (STS AssumeRole): signed x-amz-security-token accepted; a wrong token refused
     tk, ts, tt = moto.assume_role(key, secret)
     r = d("s3://bkt/idx", "get", "b.bin", out, env={"AWS_ACCESS_KEY_ID": tk, "AWS_SECRET_ACCESS_KEY": ts,
@@ -213,6 +218,22 @@ def run_signed(t, moto, s3, d, key, secret, tmp, rnd):
     r = d("s3://bkt/idx", "get", "a.bin", out, env={"AWS_SECRET_ACCESS_KEY": "", "AWS_ACCESS_KEY_ID": ""})
     t.check(not r["ok"] and r["status"] == "configuration_error" and "no AWS credentials" in r["msg"],
             "no credentials is a configuration error", r)
+
+
+def tls(t, moto, d, tmp, blob):
+    """HTTPS with the CA bundle override (AWS_CA_BUNDLE) and with an untrusted certificate."""
+    certs = make_certs(tmp)
+    out = os.path.join(tmp, "tls-out")
+    # moto closes its connection after each answer; the FaultProxy keeps the client side alive, so the
+    # relay's handshakes count our client's connections
+    with FaultProxy(upstream_port=moto.port) as proxy, TlsRelay(proxy.port, certs) as relay:
+        r = d("s3://bkt/idx", "ranges", out, "b.bin:0:1000", "b.bin:5000:3000", "--repeat", 3,
+              env={"AWS_ENDPOINT_URL_S3": relay.endpoint, "AWS_CA_BUNDLE": certs["ca"]})
+        t.check(r["ok"] and read(out) == blob[:1000] + blob[5000:8000], "HTTPS with AWS_CA_BUNDLE", r)
+        t.check(relay.handshakes <= 2, "TLS connections reused across calls", relay.handshakes)
+        r = d("s3://bkt/idx", "get", "b.bin", out, env={"AWS_ENDPOINT_URL_S3": relay.endpoint})
+        t.check(not r["ok"] and r["status"] == "network_error" and "TLS verification failed" in r["msg"] and
+                r["stats"]["requests"] == 1, "an untrusted certificate is refused, not retried", r)
 
 
 def list_entries(d, url, *args, env=None):

@@ -14,6 +14,7 @@ ThrottleRelay-style model for benchmarks: s3lib.throttle (asyncio TCP relay: lat
             bandwidth per connection; far cheaper than FaultProxy's throttling) and s3lib.origin (an
             in-memory S3-like origin); s3lib.bench_ranges measures parallel ranged GETs, ours beside
             boto3 and the model's limit.
+s3lib.tls   make_certs (a throwaway CA, openssl CLI) and TlsRelay (HTTPS in front of a loopback port).
 Driver      runs the C driver tests/integration/drivers/s3_driver.c and parses its JSON answer.
 Checks      check()/summary() with the closing line "N passed, N failed".
 
