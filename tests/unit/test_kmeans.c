@@ -244,10 +244,11 @@ static void test_assign_brute(kmeans_metric metric)
 }
 
 /* Same seed, same input: the same bits for 1, 2 and 5 threads (sampling, k-means++ and Lloyd all run
- * over several chunks here); another seed gives other centroids. */
+ * over several chunks here); another seed gives other centroids. This catches sampling, seeding or
+ * chunking that depends on the thread count, and races in the merge of the partial sums. */
 static void test_determinism(kmeans_metric metric, int spherical)
 {
-    const size_t n = 30000, k = 64, dim = 8; /* sample 64 * 256 = 16384 of 30000: 8 Lloyd chunks */
+    const size_t n = 40000, k = 64, dim = 8; /* sample 64 * 512 = 32768 of 40000: 11 Lloyd chunks */
     float *x = random_points(n, dim, 11);
     REQUIRE(x != NULL, "alloc");
     if (spherical) normalise_rows(x, n, dim);
@@ -262,7 +263,8 @@ static void test_determinism(kmeans_metric metric, int spherical)
                          .seed = seeds[t],
                          .threads = threads[t],
                          .metric = metric,
-                         .spherical = spherical};
+                         .spherical = spherical,
+                         .max_points_per_centroid = 512};
         s3v_status st = kmeans_train(x, n, dim, &o, c[t]);
         REQUIRE(st == S3V_OK, "train: %s", s3v_errmsg(st));
     }
