@@ -132,6 +132,7 @@ int cmd_build(int argc, char **argv)
     ivf_build_report rep;
     int rc = CLI_EXIT_OK;
     s3v_status s = vec_reader_open(input, keys, &r);
+    if (s == S3V_OK) vec_reader_set_non_filterable(r, (const char *const *)nf, nf_len);
     if (s == S3V_OK) s = cli_open_storage(location, 1, &st);
     if (s == S3V_OK) s = ivf_build(st, "", r, &o, &rep);
     if (!quiet && o.progress) fputc('\n', stderr);

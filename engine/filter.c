@@ -1033,3 +1033,75 @@ s3v_status metadata_validate(const cJSON *metadata, const char *const *non_filte
                           S3V_FILTERABLE_METADATA_MAX_SIZE, filterable);
     return S3V_OK;
 }
+
+/* ---- metadata_serialize ---- */
+
+static s3v_status ser_string(const char *str, s3v_buf *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    S3V_TRY(s3v_buf_append(out, "\"", 1));
+    const unsigned char *p = (const unsigned char *)str;
+    const unsigned char *run = p;
+    for (; *p; p++) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        S3V_TRY(s3v_buf_append(out, run, (size_t)(p - run)));
+        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        S3V_TRY(s3v_buf_append(out, esc, n));
+        run = p + 1;
+    }
+    S3V_TRY(s3v_buf_append(out, run, (size_t)(p - run)));
+    return s3v_buf_append(out, "\"", 1);
+}
+
+static s3v_status ser_number(double v, s3v_buf *out)
+{
+    char tmp[40];
+    if (!isfinite(v)) return s3v_errorf(S3V_ERR_INVALID, "metadata number is not finite");
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) break;
+    }
+    return s3v_buf_append_str(out, tmp);
+}
+
+static s3v_status ser_value(const cJSON *v, s3v_buf *out, int depth)
+{
+    if (depth > 64) return s3v_errorf(S3V_ERR_INVALID, "metadata nested too deeply");
+    if (cJSON_IsString(v)) return ser_string(v->valuestring, out);
+    if (cJSON_IsNumber(v)) return ser_number(v->valuedouble, out);
+    if (cJSON_IsTrue(v)) return s3v_buf_append_str(out, "true");
+    if (cJSON_IsFalse(v)) return s3v_buf_append_str(out, "false");
+    if (cJSON_IsNull(v)) return s3v_buf_append_str(out, "null");
+    int obj = cJSON_IsObject(v);
+    if (!obj && !cJSON_IsArray(v)) return s3v_errorf(S3V_ERR_INVALID, "metadata value of an unknown type");
+    S3V_TRY(s3v_buf_append(out, obj ? "{" : "[", 1));
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (c != v->child) S3V_TRY(s3v_buf_append(out, ",", 1));
+        if (obj) {
+            S3V_TRY(ser_string(c->string ? c->string : "", out));
+            S3V_TRY(s3v_buf_append(out, ":", 1));
+        }
+        S3V_TRY(ser_value(c, out, depth + 1));
+    }
+    return s3v_buf_append(out, obj ? "}" : "]", 1);
+}
+
+s3v_status metadata_serialize(const cJSON *metadata, s3v_buf *out) { return ser_value(metadata, out, 0); }

@@ -49,6 +49,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/buf.h"
 #include "common/status.h"
 
 /* Bounds of one compiled filter (ours; S3 Vectors documents none). */
@@ -108,5 +109,10 @@ S3V_MUST_USE s3v_status metadata_validate(const cJSON *metadata, const char *con
  * as defined in filter.c. metadata must be an object or NULL (sizes 0). */
 void metadata_size(const cJSON *metadata, const char *const *non_filterable, size_t non_filterable_len,
                    size_t *total_size, size_t *filterable_size);
+
+/* Appends validated metadata as the minified JSON text stored in the index: strings with the JSON
+ * escapes (UTF-8 kept), numbers in the shortest form that reads back to the same double (so filters on
+ * stored numbers and GetVectors see exactly what was written), no whitespace. */
+S3V_MUST_USE s3v_status metadata_serialize(const cJSON *metadata, s3v_buf *out);
 
 #endif

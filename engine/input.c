@@ -30,8 +30,10 @@ struct vec_reader {
     char keybuf[IVF_KEY_MAX + 2];
     char *line; /* JSON Lines: current line */
     size_t line_cap;
-    char *meta_text; /* JSON Lines: minified metadata of the current record */
-    cJSON *pending;  /* JSON Lines: the first record, parsed at open to learn dim */
+    s3v_buf meta_text; /* JSON Lines: minified metadata of the current record */
+    const char *const *non_filterable;
+    size_t non_filterable_len;
+    cJSON *pending; /* JSON Lines: the first record, parsed at open to learn dim */
     uint64_t line_no;
 };
 
@@ -285,6 +287,7 @@ s3v_status vec_reader_open(const char *path, const char *keys_path, vec_reader *
         st = s3v_errorf(S3V_ERR_INVALID, "%s: empty input", path);
         goto fail;
     }
+    s3v_buf_init(&r->meta_text, (size_t)S3V_METADATA_MAX_SIZE * 8);
     r->vec = malloc((size_t)r->dim * sizeof(float));
     if (!r->vec) {
         st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
@@ -303,7 +306,7 @@ void vec_reader_close(vec_reader *r)
     if (r->f) fclose(r->f);
     if (r->keys) fclose(r->keys);
     cJSON_Delete(r->pending);
-    free(r->meta_text);
+    s3v_buf_free(&r->meta_text);
     free(r->line);
     free(r->vec);
     free(r->path);
@@ -312,6 +315,12 @@ void vec_reader_close(vec_reader *r)
 }
 
 vec_format vec_reader_format(const vec_reader *r) { return r->format; }
+
+void vec_reader_set_non_filterable(vec_reader *r, const char *const *keys, size_t len)
+{
+    r->non_filterable = keys;
+    r->non_filterable_len = len;
+}
 uint32_t vec_reader_dim(const vec_reader *r) { return r->dim; }
 uint64_t vec_reader_count_hint(const vec_reader *r)
 {
@@ -446,8 +455,7 @@ static s3v_status next_jsonl(vec_reader *r, vec_record *rec, int *has)
     }
     st = check_finite(r);
     if (st != S3V_OK) goto done;
-    free(r->meta_text);
-    r->meta_text = NULL;
+    s3v_buf_reset(&r->meta_text);
     rec->meta = NULL;
     rec->meta_len = 0;
     if (meta && !cJSON_IsNull(meta)) {
@@ -455,18 +463,15 @@ static s3v_status next_jsonl(vec_reader *r, vec_record *rec, int *has)
             st = row_error(r, "\"metadata\" must be an object", NULL);
             goto done;
         }
-        if (metadata_validate(meta, NULL, 0) != S3V_OK) {
+        if (metadata_validate(meta, r->non_filterable, r->non_filterable_len) != S3V_OK) {
             st = s3v_error_context(S3V_ERR_INVALID, "%s: row %llu: metadata", r->path,
                                    (unsigned long long)r->row + 1);
             goto done;
         }
-        r->meta_text = cJSON_PrintUnformatted(meta);
-        if (!r->meta_text) {
-            st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        rec->meta = (const uint8_t *)r->meta_text;
-        rec->meta_len = strlen(r->meta_text);
+        st = metadata_serialize(meta, &r->meta_text);
+        if (st != S3V_OK) goto done;
+        rec->meta = r->meta_text.ptr;
+        rec->meta_len = r->meta_text.len;
     }
     memcpy(r->keybuf, key->valuestring, klen);
     rec->key = (const uint8_t *)r->keybuf;

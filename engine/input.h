@@ -41,6 +41,10 @@ uint32_t vec_reader_dim(const vec_reader *r);
 /* Number of records when the format says it up front (fvecs, npy), else 0. */
 uint64_t vec_reader_count_hint(const vec_reader *r);
 
+/* Metadata keys that do not count toward the filterable-metadata limit when records are validated
+ * (the index's nonFilterableMetadataKeys). The array must outlive the reader. */
+void vec_reader_set_non_filterable(vec_reader *r, const char *const *keys, size_t len);
+
 /* Reads the next record into *rec and sets *has = 1, or sets *has = 0 at the end. */
 S3V_MUST_USE s3v_status vec_reader_next(vec_reader *r, vec_record *rec, int *has);
 /* Starts again from the first record. */
