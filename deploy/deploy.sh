@@ -95,7 +95,15 @@ done
 if [ "$action" = deploy ]; then
   [ "$has_index_bucket" = 1 ] || die "deploy needs --index-bucket"
   [ "$tool" = sam ] || [ -n "$artifacts" ] || die "deploy needs --artifact-bucket (where the zip is uploaded)"
-  [ -z "$zip" ] || [ "$dry" = 1 ] || [ -f "$zip" ] || die "--zip $zip does not exist"
+  if [ -n "$zip" ] && { [ "$dry" = 0 ] || [ -f "$zip" ]; }; then
+    [ -f "$zip" ] || die "--zip $zip does not exist"
+    # e_machine of the zip's bootstrap (ELF bytes 18-19): 62 = x86_64, 183 = arm64
+    machine=$(set +o pipefail; unzip -p "$zip" bootstrap 2>/dev/null | head -c 20 | od -An -tu2 -j18 -N2 | tr -d ' ')
+    case "$arch:$machine" in
+      x86_64:62|arm64:183) ;;
+      *) die "--zip $zip has no $arch bootstrap at its root (ELF machine '${machine:-none}')" ;;
+    esac
+  fi
 fi
 [ "$action" = teardown ] && [ "$delete_artifacts" = 1 ] && [ -z "$artifacts" ] &&
   die "--delete-artifacts needs --artifact-bucket"
