@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "common/storage.h"
 #include "handler/errors.h"
