@@ -4,7 +4,7 @@
 # f32 / f16 / i8 encoding comparison with the keys+metadata compression figures.
 #
 # usage: bench/bench_query.sh [--reps N] [--sets glove,fmnist] [--only query|encodings] [--rebuild]
-#                             [--build-dir DIR] [--no-write]
+#                             [--build-dir DIR] [--no-write] [--report-only]
 #
 #   query      for each data set: our index with exactly FAISS's nlist (no cluster splitting), our index as
 #              the default build makes it (big clusters split), and FAISS IVFFlat with the same nlist and
@@ -17,6 +17,7 @@
 #              nprobe and two fixed ones; keys+metadata bytes raw vs zstd for the GloVe words as keys and
 #              for a generated JSON Lines file with realistic metadata.
 #
+# --report-only redoes the tables and plots from the run files of the last run without measuring.
 # Writes bench/results/query.md and encodings.md (unless --no-write): the generated part is replaced, and
 # anything after a line "<!-- notes -->" in the existing file is kept. Prints the same tables on stdout.
 # Indexes and run files go to $S3VEC_BENCH_WORK (default $S3VEC_DATA/bench); data from $S3VEC_DATA
@@ -35,6 +36,7 @@ sets="glove fmnist"
 sections="query encodings"
 rebuild=0
 write=1
+report_only=0
 cmdline="bench/bench_query.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,7 +46,8 @@ while [ $# -gt 0 ]; do
     --rebuild) rebuild=1; shift ;;
     --build-dir) build=$(cd "$2" && pwd); shift 2 ;;
     --no-write) write=0; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --report-only) report_only=1; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "bench_query.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -61,7 +64,7 @@ cpu_model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "bench_query.sh: $started, $cpu_model, $(nproc) CPUs, load average $load_start, commit $commit" >&2
 
-cmake --build "$build" --target s3vec bench_query >/dev/null
+[ "$report_only" = 1 ] || cmake --build "$build" --target s3vec bench_query >/dev/null
 s3vec=$build/cli/s3vec
 bq=$build/bench/bench_query
 
@@ -105,16 +108,25 @@ run_query() {
   ours_index "$ours" "$base" --nlist "$nlist" --max-cluster-factor 1000000000
   ours_index "$split" "$base" --nlist "$nlist"
   faiss_index "$fx" "$base" "$nlist"
-  local probes=1,2,4,8,16,32,64,128
+  local probes=1,2,4,8,16,32,64,128 same=0
   rm -f "$work/runs/q-$set-"*
+  # no cluster above the split threshold: the default build is the same index (same seed), not run twice
+  if grep -Eq '"splitClusters":[[:space:]]*0,' "$split.build.json"; then
+    same=1
+    touch "$work/runs/q-$set-split-same"
+  fi
   for r in $(seq 1 "$reps"); do
     echo "bench_query.sh: $set rep $r/$reps (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     "$bq" --index "$ours" --queries "$queries" --truth "$truth" --nprobe $probes --reps 1 --tsv \
       >"$work/runs/q-$set-ours-$r.tsv"
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$py" "$here/faiss_ivf.py" query "$fx" "$queries" "$truth" $probes 10 \
       --batch >"$work/runs/q-$set-faiss-$r.jsonl"
-    "$bq" --index "$split" --queries "$queries" --truth "$truth" --nprobe $probes --reps 1 --tsv \
-      >"$work/runs/q-$set-split-$r.tsv"
+    if [ "$same" = 1 ]; then
+      cp "$work/runs/q-$set-ours-$r.tsv" "$work/runs/q-$set-split-$r.tsv"
+    else
+      "$bq" --index "$split" --queries "$queries" --truth "$truth" --nprobe $probes --reps 1 --tsv \
+        >"$work/runs/q-$set-split-$r.tsv"
+    fi
     S3VEC_SIMD=scalar "$bq" --index "$ours" --queries "$queries" --truth "$truth" --nprobe $probes --reps 1 --tsv \
       >"$work/runs/q-$set-scalar-$r.tsv"
   done
@@ -175,6 +187,7 @@ run_encodings() {
 }
 
 for s in $sections; do
+  [ "$report_only" = 1 ] && break
   for set in $sets; do
     case "$s" in
       query) run_query "$set" ;;
@@ -238,12 +251,19 @@ def by_probe(runs):
     return agg
 
 def interp_qps(curve, recall, field):
-    """qps of a curve (sorted by nprobe) at a recall, log-linear between its points; None outside."""
-    pts = sorted((c["recall"], c[field]) for c in curve)
-    for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
-        if r0 <= recall <= r1:
-            if r1 == r0:
-                return max(q0, q1)
+    """A curve's queries/s at a recall: walking the curve in nprobe order, the first point that reaches the
+    recall, log-linearly interpolated from the point before it (the curve at its best: the smallest
+    nprobe that reaches the recall). None when the recall is below the curve's first point or never reached."""
+    pts = [(c["recall"], c[field]) for c in sorted(curve, key=lambda c: c["nprobe"])]
+    if not pts or recall < pts[0][0]:
+        return None
+    for i, (r1, q1) in enumerate(pts):
+        if r1 >= recall:
+            if i == 0 or r1 == recall:
+                return q1
+            r0, q0 = pts[i - 1]
+            if r0 >= r1:
+                return q1
             t = (recall - r0) / (r1 - r0)
             return math.exp(math.log(q0) + t * (math.log(q1) - math.log(q0)))
     return None
@@ -287,8 +307,8 @@ out_md = {}
 if "query" in sections:
     md = run_header("Query benchmark: s3vec beside FAISS IndexIVFFlat, one thread, warm")
     md += ["Ours: `bench/bench_query` opens the index folder with a cluster cache larger than the index, warms it "
-           "(verify every cluster + one pass at the largest nprobe; the program fails if a timed query misses the "
-           "cache), then times every `ivf_index_search` call on one thread. FAISS: `bench/faiss_ivf.py query`, "
+           "(verify reads and decodes every cluster, then 100 queries at the largest nprobe; the program fails if "
+           "a timed query misses the cache), then times every `ivf_index_search` call on one thread. FAISS: `bench/faiss_ivf.py query`, "
            "IndexIVFFlat with the same nlist and 10 k-means iterations, `faiss.omp_set_num_threads(1)`, "
            "OPENBLAS_NUM_THREADS=1, one query per `search_c` call in a loop after a warm pass (the serverless access "
            "pattern). FAISS batched = one `search` call over all 1,000 queries on one thread: a different access "
@@ -311,7 +331,9 @@ if "query" in sections:
         faiss = by_probe(fr)
         md += [f"## {name} (nlist {nlist}, {len(files)} reps)", "",
                f"- ours: {comments[0]}", f"- ours: {comments[1]}",
-               f"- ours, default build: {split_c[0]}",
+               f"- ours, default build: {split_c[0]}"
+               + (" (no cluster was above the split threshold, so this is the same index as the no-split one "
+                  "and its runs are not repeated)" if os.path.exists(f"{work}/runs/q-{s}-split-same") else ""),
                f"- peer: {faiss_runtime(fr[0])}", ""]
         md += ["### At equal nprobe", "",
                "| nprobe | recall@10 ours | recall@10 FAISS | q/s ours (CPU) | q/s FAISS (CPU) | ratio (CPU) | "

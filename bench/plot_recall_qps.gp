@@ -16,8 +16,13 @@ set output out
 set multiplot layout 1,2 title title font "sans,12"
 set logscale y
 set grid xtics ytics mytics lc rgb "#dddddd"
-set xlabel "recall@10"
-set key bottom left box opaque
+# x: recall on a "nines" scale (distance from 1 on a log scale, shifted by 3e-5 so that a recall of 1,
+# no miss in 10,000 neighbours, has a place), so 0.9, 0.99 and 0.999 are evenly spaced
+set xrange [0.2:1]
+set nonlinear x via -log10(1 + 3e-5 - x) inverse 1 + 3e-5 - 10**(-x)
+set xtics ("0.2" 0.2, "0.5" 0.5, "0.8" 0.8, "0.9" 0.9, "0.95" 0.95, "0.99" 0.99, "0.995" 0.995, "0.999" 0.999, "0.9999" 0.9999, "1" 1)
+set xlabel "recall@10 (log scale of 1 - recall)"
+set key bottom left box opaque font ",9"
 set style line 1 lc rgb "#1f77b4" lw 2 pt 7 ps 1.0
 set style line 2 lc rgb "#2ca02c" lw 2 pt 9 ps 1.0
 set style line 3 lc rgb "#d62728" lw 2 pt 5 ps 1.0
