@@ -151,6 +151,7 @@ int main(int argc, char **argv)
         hd_response resp;
         rc = hd_handler_invoke(h, &hi, inv.event.ptr ? inv.event.ptr : (const uint8_t *)"", inv.event.len,
                                &resp);
+        double ms_handler = (double)(s3v_now_ns() - t0) / 1e6;
         if (rc != S3V_OK) {
             rr = rt_post_error(rt, &inv, "Runtime.HandlerError", s3v_errmsg(rc));
             s3v_log(S3V_LOG_ERROR, "invoke req=%s handler failed: %s", inv.request_id, s3v_errmsg(rc));
@@ -173,20 +174,20 @@ int main(int argc, char **argv)
         }
         double ms = (double)(s3v_now_ns() - t0) / 1e6;
         if (resp.error_type)
-            s3v_log(
-                S3V_LOG_INFO,
-                "invoke req=%s kind=%s op=%s index=%s status=%d error=%s %s=%s engine_ms=%.3f total_ms=%.3f "
-                "in=%zu out=%zu msg=\"%s\"",
-                inv.request_id, hd_event_kind_name(resp.kind), resp.operation[0] ? resp.operation : "-",
-                resp.index[0] ? resp.index : "-", resp.http_status, resp.error_type, "sent", outcome,
-                resp.ms_engine, ms, inv.event.len, resp.payload_size, resp.error_message);
+            s3v_log(S3V_LOG_INFO,
+                    "invoke req=%s kind=%s op=%s index=%s status=%d error=%s %s=%s engine_ms=%.3f "
+                    "handler_ms=%.3f "
+                    "total_ms=%.3f in=%zu out=%zu msg=\"%s\"",
+                    inv.request_id, hd_event_kind_name(resp.kind), resp.operation[0] ? resp.operation : "-",
+                    resp.index[0] ? resp.index : "-", resp.http_status, resp.error_type, "sent", outcome,
+                    resp.ms_engine, ms_handler, ms, inv.event.len, resp.payload_size, resp.error_message);
         else
             s3v_log(S3V_LOG_INFO,
                     "invoke req=%s kind=%s op=%s index=%s status=%d results=%u sent=%s engine_ms=%.3f "
-                    "total_ms=%.3f in=%zu out=%zu",
+                    "handler_ms=%.3f total_ms=%.3f in=%zu out=%zu",
                     inv.request_id, hd_event_kind_name(resp.kind), resp.operation,
                     resp.index[0] ? resp.index : "-", resp.http_status, resp.results, outcome, resp.ms_engine,
-                    ms, inv.event.len, resp.payload_size);
+                    ms_handler, ms, inv.event.len, resp.payload_size);
         if (rr == RT_FATAL) break;
     }
     hd_handler_free(h);

@@ -208,8 +208,8 @@ s3v_status hd_handler_invoke(hd_handler *h, const hd_invocation *inv, const uint
     r.err = &h->err;
     r.out = &h->body;
     char region[32], account[16];
-    snprintf(region, sizeof region, "%s", h->region);
-    snprintf(account, sizeof account, "%s", h->account);
+    memcpy(region, h->region, sizeof region);
+    memcpy(account, h->account, sizeof account);
     arn_region_account(inv ? inv->function_arn : NULL, region, sizeof region, account, sizeof account);
     r.region = region;
     r.account = account;
@@ -254,7 +254,12 @@ s3v_status hd_handler_invoke(hd_handler *h, const hd_invocation *inv, const uint
         }
     }
     out->ms_engine = r.ms_engine;
-    if (r.vb[0]) snprintf(out->index, sizeof out->index, "%s%s%s", r.vb, r.idx[0] ? "/" : "", r.idx);
+    if (r.vb[0]) { /* "vb/idx" (both at most 63 bytes, validated) */
+        size_t bl = strlen(r.vb), il = strlen(r.idx);
+        memcpy(out->index, r.vb, bl);
+        if (il) out->index[bl++] = '/';
+        memcpy(out->index + bl, r.idx, il + 1);
+    }
     if (st == S3V_OK) {
         out->results = r.results;
         out->http_status = 200;

@@ -131,6 +131,26 @@ static double pow10_pos(int k)
 /* M * 10^k for an integer mantissa M. */
 static double scale10(double m, int k) { return k >= 0 ? m * pow10_pos(k) : m / pow10_pos(-k); }
 
+/* The p-digit rounding of d: *m in [10^(p-1), 10^p) with d ~ m * 10^(*e10 - p + 1); *e10 is corrected
+ * when log10 was off by one or rounding carried into a new digit. 0 if no consistent answer. */
+static int digits_at(double d, int p, int *e10, uint64_t *m)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        double r = nearbyint(scale10(d, p - 1 - *e10));
+        if (r >= pow10_pos(p)) {
+            (*e10)++;
+            continue;
+        }
+        if (r < pow10_pos(p - 1)) {
+            (*e10)--;
+            continue;
+        }
+        *m = (uint64_t)r;
+        return 1;
+    }
+    return 0;
+}
+
 size_t hd_json_format_f32(float v, char *out)
 {
     if (!isfinite(v)) {
@@ -144,26 +164,21 @@ size_t hd_json_format_f32(float v, char *out)
     double d = fabs((double)v);
     int e10 = (int)floor(log10(d));
     uint64_t mant = 0;
-    int p, found = 0;
-    for (p = 1; p <= 9 && !found; p++) {
-        for (int tries = 0; tries < 3; tries++) {
-            int k = p - 1 - e10;
-            double t = scale10(d, k);
-            double r = nearbyint(t);
-            double lo = pow10_pos(p - 1), hi = pow10_pos(p);
-            if (r >= hi) {
-                e10++;
-                continue;
-            }
-            if (r < lo) {
-                e10--;
-                continue;
-            }
-            mant = (uint64_t)r;
-            if ((float)scale10(r, -k) == (float)d) found = 1;
-            break;
+    int found = 0;
+    /* the smallest precision p in 1..9 that reads back as v: round-tripping is monotonic in p, so
+     * binary search (3-4 probes instead of up to 9) */
+    int lo = 1, hi = 9;
+    while (lo <= hi) {
+        int p = (lo + hi) / 2, pe = e10;
+        uint64_t m;
+        if (digits_at(d, p, &pe, &m) && (float)scale10((double)m, pe - p + 1) == (float)d) {
+            found = 1;
+            mant = m;
+            e10 = pe;
+            hi = p - 1;
+        } else {
+            lo = p + 1;
         }
-        if (found) break;
     }
     size_t n = 0;
     char digits[24];
@@ -227,6 +242,10 @@ s3v_status hd_json_f64(s3v_buf *b, double v)
 s3v_status hd_json_u64(s3v_buf *b, uint64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)v);
-    return s3v_buf_append(b, tmp, (size_t)n);
+    size_t n = sizeof tmp;
+    do {
+        tmp[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return s3v_buf_append(b, tmp + n, sizeof tmp - n);
 }

@@ -103,8 +103,8 @@ static s3v_status resolve_index(hd_req *r)
     }
     if (!vbn) return hd_err_field(r->err, "vectorBucketName", "is required (or give indexArn)");
     if (!ixn) return hd_err_field(r->err, "indexName", "is required (or give indexArn)");
-    snprintf(r->vb, sizeof r->vb, "%s", vbn);
-    snprintf(r->idx, sizeof r->idx, "%s", ixn);
+    memcpy(r->vb, vbn, strlen(vbn) + 1); /* validated: at most 63 bytes */
+    memcpy(r->idx, ixn, strlen(ixn) + 1);
     return S3V_OK;
 }
 
@@ -151,9 +151,22 @@ static s3v_status put_meta(s3v_buf *b, const ivf_hit *h)
     return hd_json_raw_n(b, h->meta, h->meta_len);
 }
 
+/* ,"name":<v> for an unsigned count, without printf (this runs on every query that asks for statistics). */
+static s3v_status put_count(s3v_buf *b, const char *name, uint64_t v)
+{
+    S3V_TRY(s3v_buf_append(b, ",\"", 2));
+    S3V_TRY(hd_json_raw(b, name));
+    S3V_TRY(s3v_buf_append(b, "\":", 2));
+    return hd_json_u64(b, v);
+}
+
+/* ,"name":<ms with 3 decimals> (microsecond resolution). */
 static s3v_status put_ms(s3v_buf *b, const char *name, double ms)
 {
-    return s3v_buf_printf(b, ",\"%s\":%.3f", name, ms < 0 ? 0.0 : ms);
+    uint64_t us = ms > 0 ? (uint64_t)(ms * 1000.0 + 0.5) : 0;
+    char frac[5] = {'.', (char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+    S3V_TRY(put_count(b, name, us / 1000));
+    return s3v_buf_append(b, frac, 4);
 }
 
 /* Writes the output of a failed output step: the only failure is the response cap or memory. */
@@ -181,14 +194,15 @@ static s3v_status parse_query_vector(hd_req *r, uint32_t *dim)
     if (!cJSON_IsArray(f)) return hd_err_field(r->err, "queryVector.float32", "must be a list of numbers");
     uint32_t n = 0;
     for (const cJSON *e = f->child; e; e = e->next, n++) {
-        char path[64];
-        snprintf(path, sizeof path, "queryVector.float32[%u]", n);
         if (n >= IVF_DIM_MAX)
             return hd_err_field(r->err, "queryVector.float32", "has more than %d elements", IVF_DIM_MAX);
-        if (!cJSON_IsNumber(e)) return hd_err_field(r->err, path, "must be a number");
         double d = e->valuedouble;
-        if (!isfinite(d) || fabs(d) > FLT_MAX)
-            return hd_err_field(r->err, path, "must be a finite 32-bit float");
+        if (!cJSON_IsNumber(e) || !isfinite(d) || fabs(d) > FLT_MAX) {
+            char path[64]; /* formatted only on failure: this loop runs once per element */
+            snprintf(path, sizeof path, "queryVector.float32[%u]", n);
+            return hd_err_field(r->err, path,
+                                cJSON_IsNumber(e) ? "must be a finite 32-bit float" : "must be a number");
+        }
         r->h->qvec[n] = (float)d;
     }
     if (n == 0) return hd_err_field(r->err, "queryVector.float32", "must have at least 1 element");
@@ -198,21 +212,24 @@ static s3v_status parse_query_vector(hd_req *r, uint32_t *dim)
 
 static s3v_status put_statistics(s3v_buf *b, const ivf_stats *s, const hd_open_info *oi, const ivf_index *ix)
 {
-    S3V_TRY(s3v_buf_printf(
-        b,
-        ",\"statistics\":{\"nprobe\":%u,\"clustersScanned\":%u,\"rounds\":%u,\"vectorsScanned\":%llu,"
-        "\"cacheHits\":%u,\"cacheMisses\":%u,\"storageRequests\":%u,\"bytesFetched\":%llu,"
-        "\"filterEvaluations\":%llu",
-        s->nprobe, s->clusters_scanned, s->rounds, (unsigned long long)s->vectors_scanned, s->cache_hits,
-        s->cache_misses, s->requests, (unsigned long long)s->bytes_fetched,
-        (unsigned long long)s->filter_evaluations));
+    S3V_TRY(hd_json_raw(b, ",\"statistics\":{\"nprobe\":"));
+    S3V_TRY(hd_json_u64(b, s->nprobe));
+    S3V_TRY(put_count(b, "clustersScanned", s->clusters_scanned));
+    S3V_TRY(put_count(b, "rounds", s->rounds));
+    S3V_TRY(put_count(b, "vectorsScanned", s->vectors_scanned));
+    S3V_TRY(put_count(b, "cacheHits", s->cache_hits));
+    S3V_TRY(put_count(b, "cacheMisses", s->cache_misses));
+    S3V_TRY(put_count(b, "storageRequests", s->requests));
+    S3V_TRY(put_count(b, "bytesFetched", s->bytes_fetched));
+    S3V_TRY(put_count(b, "filterEvaluations", s->filter_evaluations));
     S3V_TRY(put_ms(b, "msProbe", s->ms_probe));
     S3V_TRY(put_ms(b, "msFetch", s->ms_fetch));
     S3V_TRY(put_ms(b, "msScan", s->ms_scan));
     S3V_TRY(put_ms(b, "msQuery", s->ms_total));
     S3V_TRY(put_ms(b, "msIndexOpen", oi->ms_open));
-    S3V_TRY(s3v_buf_printf(b, ",\"indexOpened\":%s,\"indexChecked\":%s,\"indexGeneration\":",
-                           oi->opened ? "true" : "false", oi->checked ? "true" : "false"));
+    S3V_TRY(hd_json_raw(b, oi->opened ? ",\"indexOpened\":true" : ",\"indexOpened\":false"));
+    S3V_TRY(hd_json_raw(b, oi->checked ? ",\"indexChecked\":true" : ",\"indexChecked\":false"));
+    S3V_TRY(hd_json_raw(b, ",\"indexGeneration\":"));
     S3V_TRY(hd_json_cstr(b, ivf_index_manifest(ix)->generation));
     return hd_json_raw(b, "}");
 }
@@ -341,13 +358,14 @@ s3v_status hd_op_get_vectors(hd_req *r)
     size_t kl[HD_GET_KEYS_MAX];
     int i = 0;
     for (const cJSON *e = keys->child; e; e = e->next, i++) {
-        char path[32];
-        snprintf(path, sizeof path, "keys[%d]", i);
-        if (!cJSON_IsString(e)) return hd_err_field(r->err, path, "must be a string");
-        size_t chars = utf8_chars(e->valuestring);
-        if (chars < 1 || chars > VECTOR_KEY_MAX_CHARS)
+        size_t chars = cJSON_IsString(e) ? utf8_chars(e->valuestring) : 0;
+        if (chars < 1 || chars > VECTOR_KEY_MAX_CHARS) {
+            char path[32];
+            snprintf(path, sizeof path, "keys[%d]", i);
+            if (!cJSON_IsString(e)) return hd_err_field(r->err, path, "must be a string");
             return hd_err_field(r->err, path, "must be between 1 and %d characters long",
                                 VECTOR_KEY_MAX_CHARS);
+        }
         kp[i] = (const uint8_t *)e->valuestring;
         kl[i] = strlen(e->valuestring);
     }

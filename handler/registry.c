@@ -61,6 +61,18 @@ cluster_cache *hd_registry_cache(hd_registry *r) { return r->cache; }
 s3v_storage *hd_registry_storage(hd_registry *r) { return r->st; }
 size_t hd_registry_open_count(const hd_registry *r) { return r->len; }
 
+/* "vb/idx" into name (NAME_CAP bytes); both names are validated, at most 63 bytes each. */
+static void join_name(char *name, const char *vb, const char *idx)
+{
+    size_t bl = strlen(vb), il = strlen(idx);
+    if (bl > HD_NAME_MAX - 1) bl = HD_NAME_MAX - 1;
+    if (il > HD_NAME_MAX - 1) il = HD_NAME_MAX - 1;
+    memcpy(name, vb, bl);
+    name[bl] = '/';
+    memcpy(name + bl + 1, idx, il);
+    name[bl + 1 + il] = 0;
+}
+
 static entry *find(hd_registry *r, const char *name)
 {
     for (size_t i = 0; i < r->len; i++)
@@ -79,7 +91,7 @@ static void remove_entry(hd_registry *r, entry *e)
 ivf_index *hd_registry_peek(hd_registry *r, const char *vb, const char *idx)
 {
     char name[NAME_CAP];
-    snprintf(name, sizeof name, "%s/%s", vb, idx);
+    join_name(name, vb, idx);
     entry *e = find(r, name);
     return e ? e->ix : NULL;
 }
@@ -117,7 +129,7 @@ s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
     char name[NAME_CAP];
-    snprintf(name, sizeof name, "%s/%s", vb, idx);
+    join_name(name, vb, idx);
     uint64_t t0 = s3v_now_ns();
     entry *e = find(r, name);
     if (e) {
@@ -155,7 +167,7 @@ s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint
         remove_entry(r, lru);
     }
     e = &r->e[r->len++];
-    snprintf(e->name, sizeof e->name, "%s", name);
+    memcpy(e->name, name, sizeof e->name);
     e->ix = ix;
     e->checked_wall_ms = s3v_wall_ms();
     e->used_seq = ++r->seq;
@@ -171,7 +183,7 @@ s3v_status hd_registry_recheck(hd_registry *r, const char *vb, const char *idx, 
 {
     *changed = 0;
     char name[NAME_CAP];
-    snprintf(name, sizeof name, "%s/%s", vb, idx);
+    join_name(name, vb, idx);
     entry *e = find(r, name);
     if (!e) return S3V_OK;
     s3v_status st = check(r, e, deadline, changed);
