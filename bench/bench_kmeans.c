@@ -13,11 +13,16 @@
  *
  * usage: bench_kmeans [--data FVECS] [--k 1024] [--niter 0] [--threads 2] [--rounds 3] [--seed 1]
  *                     [--peer bench/kmeans_faiss.py] [--python /usr/bin/python3] [--no-peer] [--debug]
+ *                     [--faiss-wait PASSIVE|ACTIVE]
+ * FAISS's OpenMP threads run with OMP_WAIT_POLICY=PASSIVE by default: on a shared (loaded) machine
+ * spinning OpenMP threads made FAISS twice as slow; on an idle machine ACTIVE may be a little faster,
+ * so both are worth a run (--faiss-wait ACTIVE).
  * Data: /work/shared/data/get-glove100.sh /work/data (GloVe-100, 340,479 x 100). */
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,9 +33,18 @@
 #include "engine/kmeans.h"
 
 typedef struct side {
-    double train_s, assign_s, obj_last, obj_all;
+    double train_s, assign_s, train_cpu_s, assign_cpu_s, obj_last, obj_all;
     long train_extra_kb, assign_extra_kb, peak_kb;
 } side;
+
+/* User + system CPU seconds of this process (all threads) so far. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
 
 static long status_kb(const char *field)
 {
@@ -103,16 +117,20 @@ static int run_ours(const float *x, size_t n, size_t dim, size_t k, int niter, i
                      .progress = last_objective,
                      .progress_arg = &out->obj_last};
     long rss0 = hwm_reset();
+    double c0 = cpu_s();
     uint64_t t0 = s3v_now_ns();
     s3v_status st = kmeans_train(x, n, dim, &o, cent);
     out->train_s = (double)(s3v_now_ns() - t0) * 1e-9;
+    out->train_cpu_s = cpu_s() - c0;
     out->peak_kb = status_kb("VmHWM");
     out->train_extra_kb = out->peak_kb - rss0;
     if (st == S3V_OK) {
         rss0 = hwm_reset();
+        c0 = cpu_s();
         t0 = s3v_now_ns();
         st = kmeans_assign(x, n, dim, cent, k, KMEANS_L2, threads, assign, dist);
         out->assign_s = (double)(s3v_now_ns() - t0) * 1e-9;
+        out->assign_cpu_s = cpu_s() - c0;
         long hwm = status_kb("VmHWM");
         out->assign_extra_kb = hwm - rss0;
         if (hwm > out->peak_kb) out->peak_kb = hwm;
@@ -132,12 +150,13 @@ static int run_ours(const float *x, size_t n, size_t dim, size_t k, int niter, i
 
 static char *peer_info; /* the last peer's JSON, for its BLAS and thread report */
 
-static int run_peer(const char *python, const char *peer, const char *data, size_t k, int threads, int niter,
-                    side *out)
+static int run_peer(const char *python, const char *peer, const char *wait, const char *data, size_t k,
+                    int threads, int niter, side *out)
 {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d '%s' '%s' '%s' %zu %d %d", threads,
-             threads, python, peer, data, k, threads, niter);
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d OMP_WAIT_POLICY=%s '%s' '%s' '%s' %zu %d %d",
+             threads, threads, wait, python, peer, data, k, threads, niter);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     static char buf[1 << 16];
@@ -155,6 +174,8 @@ static int run_peer(const char *python, const char *peer, const char *data, size
 #define NUM(name) (cJSON_GetNumberValue(cJSON_GetObjectItem(j, name)))
     out->train_s = NUM("train_s");
     out->assign_s = NUM("add_s");
+    out->train_cpu_s = NUM("train_cpu_s");
+    out->assign_cpu_s = NUM("add_cpu_s");
     out->obj_last = NUM("objective_last_iter");
     out->obj_all = NUM("objective_all");
     out->train_extra_kb = (long)NUM("train_extra_kb");
@@ -190,7 +211,7 @@ static double median(const side *s, int rounds, size_t offset, int is_long)
 
 int main(int argc, char **argv)
 {
-    const char *data = "/work/data/glove100_base.fvecs", *python = "/usr/bin/python3";
+    const char *data = "/work/data/glove100_base.fvecs", *python = "/usr/bin/python3", *wait = "PASSIVE";
     char peer_default[4096];
     snprintf(peer_default, sizeof peer_default, "%s", __FILE__);
     char *slash = strrchr(peer_default, '/');
@@ -231,6 +252,8 @@ int main(int argc, char **argv)
             peer = v;
         else if (!strcmp(a, "--python"))
             python = v;
+        else if (!strcmp(a, "--faiss-wait"))
+            wait = v;
         else {
             fprintf(stderr, "bench_kmeans: unknown option %s\n", a);
             return 2;
@@ -254,21 +277,33 @@ int main(int argc, char **argv)
     }
     size_t sample = n < k * 256 ? n : k * 256;
     int iters = niter ? niter : 10;
+    double load[3] = {0, 0, 0};
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
+        fclose(lf);
+    }
     printf("bench_kmeans: %s: n %zu, dim %zu; k %zu, sample %zu, %d iterations, %d threads, kernels %s, "
-           "%d rounds\n",
-           data, n, dim, k, sample, iters, threads, kt->name, rounds);
+           "%d rounds; FAISS OMP_WAIT_POLICY=%s; load average at start %.2f %.2f %.2f\n",
+           data, n, dim, k, sample, iters, threads, kt->name, rounds, wait, load[0], load[1], load[2]);
     fflush(stdout);
 
     side ours[64], theirs[64];
     for (int r = 0; r < rounds; r++) {
         if (run_ours(x, n, dim, k, niter, threads, seed + (uint64_t)r, &ours[r])) return 1;
-        printf("round %d ours:  train %7.2f s  assign %6.2f s  objective last %.4f all %.4f\n", r + 1,
-               ours[r].train_s, ours[r].assign_s, ours[r].obj_last, ours[r].obj_all);
+        printf(
+            "round %d ours:  train %7.2f s (cpu %6.2f)  assign %6.2f s (cpu %6.2f)  objective last %.4f all "
+            "%.4f\n",
+            r + 1, ours[r].train_s, ours[r].train_cpu_s, ours[r].assign_s, ours[r].assign_cpu_s,
+            ours[r].obj_last, ours[r].obj_all);
         fflush(stdout);
         if (!use_peer) continue;
-        if (run_peer(python, peer, data, k, threads, niter, &theirs[r])) return 1;
-        printf("round %d FAISS: train %7.2f s  add    %6.2f s  objective last %.4f all %.4f\n", r + 1,
-               theirs[r].train_s, theirs[r].assign_s, theirs[r].obj_last, theirs[r].obj_all);
+        if (run_peer(python, peer, wait, data, k, threads, niter, &theirs[r])) return 1;
+        printf(
+            "round %d FAISS: train %7.2f s (cpu %6.2f)  add    %6.2f s (cpu %6.2f)  objective last %.4f all "
+            "%.4f\n",
+            r + 1, theirs[r].train_s, theirs[r].train_cpu_s, theirs[r].assign_s, theirs[r].assign_cpu_s,
+            theirs[r].obj_last, theirs[r].obj_all);
         fflush(stdout);
     }
 
@@ -283,6 +318,8 @@ int main(int argc, char **argv)
     } rows[] = {
         {"train wall", offsetof(side, train_s), 0, "s"},
         {"assign wall (FAISS: add)", offsetof(side, assign_s), 0, "s"},
+        {"train CPU (all threads)", offsetof(side, train_cpu_s), 0, "s"},
+        {"assign CPU (all threads)", offsetof(side, assign_cpu_s), 0, "s"},
         {"train extra RSS", offsetof(side, train_extra_kb), 1, "MiB"},
         {"assign extra RSS", offsetof(side, assign_extra_kb), 1, "MiB"},
         {"peak RSS (incl. data)", offsetof(side, peak_kb), 1, "MiB"},

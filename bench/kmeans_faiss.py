@@ -4,7 +4,7 @@
 Run with Debian's /usr/bin/python3, which sees python3-faiss (bench_kmeans starts it that way, with
 OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set to its thread count). Prints one JSON object on stdout:
 timings (train = IndexIVFFlat.train, add = IndexIVFFlat.add, search = quantizer.search(x, 1), the
-assignment alone), the k-means objective of FAISS's last iteration (parsed from its verbose output,
+assignment alone; wall and CPU seconds of all threads), the k-means objective of FAISS's last iteration (parsed from its verbose output,
 divided by the sample size it reports), the mean squared distance of every point to its nearest
 centroid, peak RSS above the RSS before each phase (VmHWM, reset through /proc/self/clear_refs),
 and which BLAS and how many threads were actually in use (from /proc/self/maps and OpenBLAS itself).
@@ -15,6 +15,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -42,6 +43,12 @@ def status_kb(field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
+
+
+def cpu_s():
+    """User + system CPU seconds of this process (all its threads) so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def hwm_reset():
@@ -117,10 +124,11 @@ def main():
     index.cp.verbose = True  # ten lines of text; gives the per-iteration objective
 
     rss0 = hwm_reset()
-    t0 = time.perf_counter()
+    c0, t0 = cpu_s(), time.perf_counter()
     with CaptureStdout() as cap:
         index.train(x)
     train_s = time.perf_counter() - t0
+    train_cpu_s = cpu_s() - c0
     peak_kb = status_kb("VmHWM")
     train_extra_kb = peak_kb - rss0
 
@@ -130,9 +138,10 @@ def main():
     last_obj = objs[-1] / sample if objs else float("nan")
 
     rss0 = hwm_reset()
-    t0 = time.perf_counter()
+    c0, t0 = cpu_s(), time.perf_counter()
     index.add(x)
     add_s = time.perf_counter() - t0
+    add_cpu_s = cpu_s() - c0
     peak_kb = max(peak_kb, status_kb("VmHWM"))
     add_extra_kb = status_kb("VmHWM") - rss0
 
@@ -151,6 +160,8 @@ def main():
         "max_points_per_centroid": index.cp.max_points_per_centroid,
         "omp_threads": faiss.omp_get_max_threads(),
         "train_s": train_s, "add_s": add_s, "search_s": search_s,
+        "train_cpu_s": train_cpu_s, "add_cpu_s": add_cpu_s,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
         "objective_last_iter": last_obj,
         "objective_all": float(np.mean(dist, dtype=np.float64)),
         "train_extra_kb": train_extra_kb, "add_extra_kb": add_extra_kb, "search_extra_kb": search_extra_kb,
