@@ -19,10 +19,12 @@
  * which costs in proportion to 1/rows + 1/centroids; measured best on GloVe-100 at 384 x 1024). The
  * running argmin is over |c|^2/2 - x.c (L2: half of |x - c|^2 - |x|^2, so the ranking is the same) or
  * -x.c (IP), with the centroid half-norms computed once per iteration, in 4-lane GNU C vectors. The
- * worker then adds the chunk's points into its private double sums (only the rows of the clusters
- * the chunk touched are cleared and merged) and merges them into the shared sums once the previous
- * chunk has been merged. Every cluster sum is thus ((chunk 0 + chunk 1) + chunk 2) + ..., each chunk
- * summed in point order: the same bits for any number of threads. Centroids are float(sum / count).
+ * worker then adds the chunk's points into a partial of double sums (only the rows of the clusters
+ * the chunk touched are cleared and merged), which is merged into the shared sums once every chunk
+ * before it has been merged. Every cluster sum is thus ((chunk 0 + chunk 1) + chunk 2) + ..., each
+ * chunk summed in point order: the same bits for any number of threads. There is one partial more
+ * than workers, so a worker does not wait for a slower one (or a descheduled one on a busy machine)
+ * unless it is a whole chunk ahead. Centroids are float(sum / count).
  *
  * Empty clusters. After each update, each empty cluster (in index order) takes half of the largest
  * cluster not yet split in this round whose farthest member differs from its centroid: with d the
@@ -34,8 +36,8 @@
  * `spherical` renormalises centroids after the update and the repair, as FAISS does.
  *
  * Memory beyond the input: the sample's row list (4 bytes per sampled point), the k-means++ subset
- * and its state, shared sums (k * dim doubles), and per worker a block of rows, a tile of inner
- * products and private sums (k * dim doubles).
+ * and its state, shared sums (k * dim doubles), workers + 1 partials (k * dim doubles each), and per
+ * worker a block of rows and a tile of inner products.
  *
  * Threads: a small pool started per call (the calling thread is worker 0); when a thread cannot be
  * created the call goes on with fewer, with the same result. */
@@ -478,26 +480,40 @@ fail:
 
 /* ---- training ---------------------------------------------------------------------------------- */
 
-/* A worker's private sums for the chunk it is working on. */
-typedef struct train_buf {
-    assign_buf ab;
+/* The partial sums of one chunk, from its assignment until it is merged. */
+typedef struct partial {
     double *sum;       /* k x dim; a row is valid while its count is non-zero */
     uint32_t *count;   /* k */
     float *far;        /* k: distance of the farthest member */
     uint32_t *far_at;  /* k: its position in the sample */
     uint32_t *touched; /* clusters with a non-zero count, in order of first touch */
     size_t ntouched;
+    double objective; /* sum of the chunk's distances */
+} partial;
+
+/* A worker's scratch. */
+typedef struct train_buf {
+    assign_buf ab;
     float *kpp_tmp; /* KPP_CHUNK_LEN distances */
 } train_buf;
 
 typedef struct train_ctx {
     assign_plan pl;
-    float *cent; /* the caller's output, k x dim: the current centroids */
+    float *cent; /* the current centroids, k x dim */
     train_buf *bufs;
-    /* shared sums of one iteration, merged in chunk order under merge_mu */
-    pthread_mutex_t merge_mu;
-    pthread_cond_t merge_cv;
-    size_t merge_next;
+    size_t nchunks;
+    /* Chunks are claimed in order together with a free partial; a finished chunk waits in ready[]
+     * until all chunks before it are merged; whoever finishes the chunk that is next to merge merges
+     * it and every ready chunk after it. One partial more than workers lets a worker run a chunk ahead
+     * of a slow one instead of waiting for it. All under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a partial was freed */
+    partial *parts;
+    size_t nparts;
+    size_t *free_parts, nfree;
+    size_t *ready; /* nchunks: partial of a finished chunk, or SIZE_MAX */
+    size_t next_chunk, merge_next;
+    /* shared sums of one iteration */
     double *sum;      /* k x dim */
     uint64_t *count;  /* k */
     float *far;       /* k */
@@ -511,41 +527,10 @@ typedef struct train_ctx {
     const float *kpp_c; /* the centre just chosen */
 } train_ctx;
 
-static void train_chunk(void *arg, size_t chunk, int worker)
+/* Adds a chunk's partial sums into the shared ones and clears the partial. Under t->mu. */
+static void partial_merge(train_ctx *t, partial *b)
 {
-    train_ctx *t = arg;
-    const assign_plan *pl = &t->pl;
-    train_buf *b = &t->bufs[worker];
-    const size_t dim = pl->dim;
-    size_t s1 = min_size((chunk + 1) * CHUNK_LEN, pl->len);
-    double obj = 0;
-    for (size_t s0 = chunk * CHUNK_LEN; s0 < s1; s0 += pl->rblock) {
-        size_t len = min_size(pl->rblock, s1 - s0);
-        const float *xb = rows_get(pl, s0, len, &b->ab);
-        assign_block(pl, xb, len, &b->ab, true);
-        for (size_t r = 0; r < len; r++) {
-            uint32_t c = b->ab.arg[r];
-            float d = b->ab.dist[r];
-            double *sum = b->sum + (size_t)c * dim;
-            const float *xr = xb + r * dim;
-            if (b->count[c]++ == 0) {
-                b->touched[b->ntouched++] = c;
-                for (size_t i = 0; i < dim; i++) sum[i] = xr[i];
-                b->far[c] = d;
-                b->far_at[c] = (uint32_t)(s0 + r);
-            } else {
-                for (size_t i = 0; i < dim; i++) sum[i] += xr[i];
-                if (d > b->far[c]) {
-                    b->far[c] = d;
-                    b->far_at[c] = (uint32_t)(s0 + r);
-                }
-            }
-            obj += d;
-        }
-    }
-
-    pthread_mutex_lock(&t->merge_mu);
-    while (t->merge_next != chunk) pthread_cond_wait(&t->merge_cv, &t->merge_mu);
+    const size_t dim = t->pl.dim;
     for (size_t i = 0; i < b->ntouched; i++) {
         uint32_t c = b->touched[i];
         double *dst = t->sum + (size_t)c * dim;
@@ -565,10 +550,65 @@ static void train_chunk(void *arg, size_t chunk, int worker)
         b->count[c] = 0;
     }
     b->ntouched = 0;
-    t->objective += obj;
-    t->merge_next++;
-    pthread_cond_broadcast(&t->merge_cv);
-    pthread_mutex_unlock(&t->merge_mu);
+    t->objective += b->objective;
+    b->objective = 0;
+}
+
+/* One task of a Lloyd iteration: assigns the next chunk and accumulates it (the task number is
+ * not used: chunks are claimed in order together with a partial, see train_ctx). */
+static void train_chunk(void *arg, size_t task, int worker)
+{
+    train_ctx *t = arg;
+    const assign_plan *pl = &t->pl;
+    assign_buf *ab = &t->bufs[worker].ab;
+    const size_t dim = pl->dim;
+
+    pthread_mutex_lock(&t->mu);
+    while (t->nfree == 0) pthread_cond_wait(&t->cv, &t->mu);
+    size_t chunk = t->next_chunk++, pi = t->free_parts[--t->nfree];
+    pthread_mutex_unlock(&t->mu);
+
+    partial *b = &t->parts[pi];
+    size_t s1 = min_size((chunk + 1) * CHUNK_LEN, pl->len);
+    double obj = 0;
+    for (size_t s0 = chunk * CHUNK_LEN; s0 < s1; s0 += pl->rblock) {
+        size_t len = min_size(pl->rblock, s1 - s0);
+        const float *xb = rows_get(pl, s0, len, ab);
+        assign_block(pl, xb, len, ab, true);
+        for (size_t r = 0; r < len; r++) {
+            uint32_t c = ab->arg[r];
+            float d = ab->dist[r];
+            double *sum = b->sum + (size_t)c * dim;
+            const float *xr = xb + r * dim;
+            if (b->count[c]++ == 0) {
+                b->touched[b->ntouched++] = c;
+                for (size_t i = 0; i < dim; i++) sum[i] = xr[i];
+                b->far[c] = d;
+                b->far_at[c] = (uint32_t)(s0 + r);
+            } else {
+                for (size_t i = 0; i < dim; i++) sum[i] += xr[i];
+                if (d > b->far[c]) {
+                    b->far[c] = d;
+                    b->far_at[c] = (uint32_t)(s0 + r);
+                }
+            }
+            obj += d;
+        }
+    }
+    b->objective = obj;
+
+    pthread_mutex_lock(&t->mu);
+    t->ready[chunk] = pi;
+    bool freed = false;
+    while (t->merge_next < t->nchunks && t->ready[t->merge_next] != SIZE_MAX) {
+        size_t q = t->ready[t->merge_next];
+        partial_merge(t, &t->parts[q]);
+        t->ready[t->merge_next++] = SIZE_MAX;
+        t->free_parts[t->nfree++] = q;
+        freed = true;
+    }
+    if (freed) pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
 }
 
 /* Splits a large cluster for each empty one (see the file comment). Returns the number split. */
@@ -695,29 +735,43 @@ static void sample_sorted(s3v_rng *rng, size_t n, size_t m, uint32_t *out)
 static void train_buf_free(train_buf *b)
 {
     assign_buf_free(&b->ab);
-    free(b->sum);
-    free(b->count);
-    free(b->far);
-    free(b->far_at);
-    free(b->touched);
     free(b->kpp_tmp);
     memset(b, 0, sizeof *b);
 }
 
 static s3v_status train_buf_alloc(train_buf *b, const assign_plan *pl)
 {
-    const size_t k = pl->k, dim = pl->dim;
     memset(b, 0, sizeof *b);
     S3V_TRY(assign_buf_alloc(&b->ab, pl));
+    b->kpp_tmp = malloc(KPP_CHUNK_LEN * sizeof(float));
+    if (!b->kpp_tmp) {
+        train_buf_free(b);
+        return s3v_errorf(S3V_ERR_NOMEM, "kmeans: work buffers");
+    }
+    return S3V_OK;
+}
+
+static void partial_free(partial *b)
+{
+    free(b->sum);
+    free(b->count);
+    free(b->far);
+    free(b->far_at);
+    free(b->touched);
+    memset(b, 0, sizeof *b);
+}
+
+static s3v_status partial_alloc(partial *b, size_t k, size_t dim)
+{
+    memset(b, 0, sizeof *b);
     b->sum = malloc(k * dim * sizeof(double));
     b->count = calloc(k, sizeof(uint32_t));
     b->far = malloc(k * sizeof(float));
     b->far_at = malloc(k * sizeof(uint32_t));
     b->touched = malloc(k * sizeof(uint32_t));
-    b->kpp_tmp = malloc(KPP_CHUNK_LEN * sizeof(float));
-    if (!b->sum || !b->count || !b->far || !b->far_at || !b->touched || !b->kpp_tmp) {
-        train_buf_free(b);
-        return s3v_errorf(S3V_ERR_NOMEM, "kmeans: work buffers for k %zu x dim %zu", k, dim);
+    if (!b->sum || !b->count || !b->far || !b->far_at || !b->touched) {
+        partial_free(b);
+        return s3v_errorf(S3V_ERR_NOMEM, "kmeans: partial sums for k %zu x dim %zu", k, dim);
     }
     return S3V_OK;
 }
@@ -792,18 +846,22 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
     t.kpp_d2 = malloc(kpp_len * sizeof(float));
     t.kpp_sums = malloc(div_up(kpp_len, KPP_CHUNK_LEN) * sizeof(double));
     t.bufs = calloc((size_t)nthreads, sizeof(train_buf));
+    t.nchunks = nchunks;
+    t.parts = calloc((size_t)nthreads + 1, sizeof(partial));
+    t.free_parts = malloc(((size_t)nthreads + 1) * sizeof(size_t));
+    t.ready = malloc(nchunks * sizeof(size_t));
     if (m < n) sample = malloc(m * sizeof(uint32_t));
     if (!t.cent || !hn || !t.sum || !t.count || !t.far || !t.far_at || !split || !kpp_pos || !t.kpp_x ||
-        !t.kpp_d2 || !t.kpp_sums || !t.bufs || (m < n && !sample)) {
+        !t.kpp_d2 || !t.kpp_sums || !t.bufs || !t.parts || !t.free_parts || !t.ready || (m < n && !sample)) {
         st = s3v_errorf(S3V_ERR_NOMEM, "kmeans_train: work buffers for k %zu x dim %zu", k, dim);
         goto fail;
     }
-    if (pthread_mutex_init(&t.merge_mu, NULL)) {
+    if (pthread_mutex_init(&t.mu, NULL)) {
         st = s3v_errorf(S3V_ERR_NOMEM, "kmeans_train: mutex");
         goto fail;
     }
-    if (pthread_cond_init(&t.merge_cv, NULL)) {
-        pthread_mutex_destroy(&t.merge_mu);
+    if (pthread_cond_init(&t.cv, NULL)) {
+        pthread_mutex_destroy(&t.mu);
         st = s3v_errorf(S3V_ERR_NOMEM, "kmeans_train: condition variable");
         goto fail;
     }
@@ -832,6 +890,8 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
     for (size_t s = 0; s < kpp_len; s++)
         memcpy(t.kpp_x + s * dim, row_ptr(&t.pl, kpp_pos[s]), dim * sizeof(float));
     for (int w = 0; w < p.nworkers; w++) S3V_CHECK(train_buf_alloc(&t.bufs[w], &t.pl));
+    t.nparts = (size_t)p.nworkers + 1;
+    for (size_t i = 0; i < t.nparts; i++) S3V_CHECK(partial_alloc(&t.parts[i], k, dim));
 
     kpp_init(&t, &p, &rng);
     if (opts->spherical) centroids_normalise(t.cent, k, dim);
@@ -844,7 +904,10 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
         uint64_t ti = s3v_now_ns();
         half_norms(kt, t.cent, k, dim, opts->metric, hn);
         memset(t.count, 0, k * sizeof(uint64_t));
-        t.merge_next = 0;
+        t.next_chunk = t.merge_next = 0;
+        t.nfree = t.nparts;
+        for (size_t i = 0; i < t.nparts; i++) t.free_parts[i] = i;
+        for (size_t c = 0; c < nchunks; c++) t.ready[c] = SIZE_MAX;
         t.objective = 0;
         pool_run(&p, nchunks, train_chunk, &t);
         size_t nempty = 0;
@@ -862,12 +925,17 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
 fail:
     if (pool_up) pool_stop(&p);
     if (sync_up) {
-        pthread_cond_destroy(&t.merge_cv);
-        pthread_mutex_destroy(&t.merge_mu);
+        pthread_cond_destroy(&t.cv);
+        pthread_mutex_destroy(&t.mu);
     }
     if (t.bufs)
         for (int w = 0; w < nthreads; w++) train_buf_free(&t.bufs[w]);
     free(t.bufs);
+    if (t.parts)
+        for (size_t i = 0; i < (size_t)nthreads + 1; i++) partial_free(&t.parts[i]);
+    free(t.parts);
+    free(t.free_parts);
+    free(t.ready);
     free(t.kpp_sums);
     free(t.kpp_d2);
     free(t.kpp_x);
