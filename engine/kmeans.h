@@ -21,9 +21,9 @@
  * Threading: functions are re-entrant; each call starts and joins its own worker threads (if a
  * thread cannot be created the call goes on with fewer, with the same result).
  * Memory: the caller owns x and the output arrays; work buffers are freed before returning. Work
- * memory beyond the input, O(threads * k * dim + block): k * dim doubles of sums plus the same per
- * worker and one more, per worker a 384 x min(k, 1024) float tile (1.5 MiB) and a 384-row block, 4 bytes per
- * sampled point, and the k-means++ subset (at most 16 * k rows and 128 MiB). */
+ * memory beyond the input, O(threads * k * dim + block): k * dim doubles of sums, the same again
+ * per worker plus one, per worker a 384 x min(k, 1024) float tile (1.5 MiB) and a 384-row block,
+ * 4 bytes per sampled point, and the k-means++ subset (at most 16 * k rows and 128 MiB). */
 #ifndef S3V_KMEANS_H
 #define S3V_KMEANS_H
 
