@@ -280,32 +280,18 @@ static const float *row_ptr(const assign_plan *pl, size_t s)
 }
 
 /* The first minimum of hn[j] - t[j] over j < len, if below *best: into *best and *arg (j0 + j).
- * Four interleaved chains of 4-lane GNU C vectors (SSE2 on x86_64, NEON on aarch64: baseline
- * instructions, no ISA flag) keep the running minimum and the step where each lane found it; ties go
- * to the lowest index, as in the plain loop, so the result is the same as the scalar argmin. */
+ * The running minimum improves rarely (about ln(len) times), so each group of 16 is first tested
+ * against it with 4-lane GNU C vectors (SSE2 on x86_64, NEON on aarch64: baseline instructions, no
+ * ISA flag) and only a group holding a smaller value is scanned in order. The result is that of the
+ * plain loop, ties going to the lowest index. */
 typedef float v4f __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
-static inline void lane_step(const float *t, const float *hn, v4i step, v4f *m, v4i *at)
+static inline v4f lanes_load(const float *p)
 {
-    v4f tv, hv;
-    memcpy(&tv, t, sizeof tv);
-    memcpy(&hv, hn, sizeof hv);
-    v4f v = hv - tv;
-    v4i lt = v < *m;
-    *m = (v4f)((lt & (v4i)v) | (~lt & (v4i)*m));
-    *at = (lt & step) | (~lt & *at);
-}
-
-static inline void lane_reduce(v4f m, v4i at, uint32_t base, float *bv, uint32_t *bi)
-{
-    for (int l = 0; l < 4; l++) {
-        uint32_t idx = base + (uint32_t)at[l] + (uint32_t)l;
-        if (m[l] < *bv || (m[l] == *bv && idx < *bi)) {
-            *bv = m[l];
-            *bi = idx;
-        }
-    }
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
 static void row_argmin(const float *t, const float *hn, size_t len, uint32_t j0, float *best, uint32_t *arg)
@@ -313,21 +299,22 @@ static void row_argmin(const float *t, const float *hn, size_t len, uint32_t j0,
     float bv = *best;
     uint32_t bi = *arg;
     size_t j = 0;
-    if (len >= 16) {
-        const v4f inf = {INFINITY, INFINITY, INFINITY, INFINITY};
-        v4f m0 = inf, m1 = inf, m2 = inf, m3 = inf;
-        v4i a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        for (; j + 16 <= len; j += 16) {
-            v4i step = {(int32_t)j, (int32_t)j, (int32_t)j, (int32_t)j};
-            lane_step(t + j, hn + j, step, &m0, &a0);
-            lane_step(t + j + 4, hn + j + 4, step, &m1, &a1);
-            lane_step(t + j + 8, hn + j + 8, step, &m2, &a2);
-            lane_step(t + j + 12, hn + j + 12, step, &m3, &a3);
+    for (; j + 16 <= len; j += 16) {
+        v4f b = {bv, bv, bv, bv};
+        v4i lt = (lanes_load(hn + j) - lanes_load(t + j) < b) |
+                 (lanes_load(hn + j + 4) - lanes_load(t + j + 4) < b) |
+                 (lanes_load(hn + j + 8) - lanes_load(t + j + 8) < b) |
+                 (lanes_load(hn + j + 12) - lanes_load(t + j + 12) < b);
+        uint64_t any[2]; /* two 64-bit halves of the mask: cheaper than four lane reads */
+        memcpy(any, &lt, sizeof any);
+        if (!(any[0] | any[1])) continue;
+        for (size_t q = j; q < j + 16; q++) {
+            float v = hn[q] - t[q];
+            if (v < bv) {
+                bv = v;
+                bi = (uint32_t)(j0 + q);
+            }
         }
-        lane_reduce(m0, a0, j0, &bv, &bi);
-        lane_reduce(m1, a1, j0 + 4, &bv, &bi);
-        lane_reduce(m2, a2, j0 + 8, &bv, &bi);
-        lane_reduce(m3, a3, j0 + 12, &bv, &bi);
     }
     for (; j < len; j++) {
         float v = hn[j] - t[j];
