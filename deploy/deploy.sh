@@ -141,7 +141,7 @@ deploy)
       zip=$work/package-$arch/function-$arch.zip
       run "$root/deploy/package.sh" --arch "$arch" --build-dir "$work/package-$arch" --out "$zip"
     fi
-    zip=$(cd "$(dirname "$zip")" 2>/dev/null && pwd || dirname "$zip")/$(basename "$zip")
+    case "$zip" in /*) ;; *) zip=$PWD/$zip ;; esac
     tpl=$out_dir/$stack.template.yaml
     packaged=$out_dir/$stack.packaged.yaml
     echo "+ # write $tpl: template.yaml with CodeUri: $zip"

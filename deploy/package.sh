@@ -93,8 +93,8 @@ if [ "$cross" = 1 ]; then
   strip_tool=aarch64-linux-gnu-strip
   libdirs=(/lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/aarch64-linux-gnu/lib)
 else
-  strip_tool=strip
-  libdirs=(/lib/$triplet /usr/lib/$triplet /lib64 /usr/lib64 /lib /usr/lib)
+  strip_tool="strip"
+  libdirs=("/lib/$triplet" "/usr/lib/$triplet" /lib64 /usr/lib64 /lib /usr/lib)
 fi
 
 # ---- the bootstrap ------------------------------------------------------------------------------
@@ -168,6 +168,7 @@ libc_dir=$(dirname "$(readlink -f "$(find_lib libc.so.6)")")
   die "loader $(readlink -f "$interp_src") and libc.so.6 ($libc_dir) come from different places"
 
 # ---- patch: interpreter and DT_RPATH ------------------------------------------------------------
+# shellcheck disable=SC2016  # $ORIGIN is for the loader, not the shell
 patchelf --set-interpreter "$task_root/lib/$interp_name" --force-rpath --set-rpath '$ORIGIN/lib' "$stage/bootstrap"
 for f in "$stage"/lib/*; do
   [ "$(basename "$f")" = "$interp_name" ] && continue
@@ -179,6 +180,7 @@ done
 # ---- verify ---------------------------------------------------------------------------------------
 got_interp=$(readelf -l "$stage/bootstrap" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
 [ "$got_interp" = "$task_root/lib/$interp_name" ] || die "interpreter patch failed ($got_interp)"
+# shellcheck disable=SC2016
 readelf -d "$stage/bootstrap" | grep -q '(RPATH).*\[\$ORIGIN/lib\]' || die "rpath patch failed"
 readelf -d "$stage/bootstrap" | grep -q '(RUNPATH)' && die "bootstrap still has a RUNPATH"
 for f in "$stage/bootstrap" "$stage"/lib/*; do
@@ -222,7 +224,7 @@ unzipped=$(find "$stage" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 
 if [ -n "$stage_out" ]; then
   mkdir -p "$stage_out"
-  rm -rf "$stage_out/lib" "$stage_out/bootstrap" "$stage_out/PACKAGE-MANIFEST.txt"
+  rm -rf "${stage_out:?}/lib" "${stage_out:?}/bootstrap" "${stage_out:?}/PACKAGE-MANIFEST.txt"
   cp -a "$stage/bootstrap" "$stage/lib" "$stage/PACKAGE-MANIFEST.txt" "$stage_out/"
   echo "package: staged in $stage_out arch=$arch unzipped_bytes=$unzipped libs=$libs"
   exit 0
