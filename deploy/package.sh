@@ -85,8 +85,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$cross" = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
     dpkg --add-architecture arm64
   fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  lock=(-o DPkg::Lock::Timeout=300)   # other tests may be installing at the same time
+  apt-get "${lock[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ "$cross" = 1 ]; then

@@ -85,9 +85,10 @@ def apt_install(*pkgs):
     if os.geteuid() != 0:
         return False
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + missing
+    lock = ["-o", "DPkg::Lock::Timeout=300"]  # other tests may be installing at the same time
+    cmd = ["apt-get"] + lock + ["install", "-y", "-q", "--no-install-recommends"] + missing
     if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        subprocess.run(["apt-get"] + lock + ["update", "-q"], env=env, capture_output=True)
         return subprocess.run(cmd, env=env, capture_output=True).returncode == 0
     return True
 
