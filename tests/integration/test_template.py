@@ -280,6 +280,10 @@ def test_endpoints(tpl):
     check(fn["Architectures"] == ["x86_64"] and fn["MemorySize"] == 2048 and
           fn["Environment"]["Variables"].get("S3VEC_DEFAULT_INDEX") == "vb/idx1",
           "Architecture, MemorySize and DefaultIndex reach the function")
+    check("ReservedConcurrentExecutions" not in res["S3vecFunction"]["Properties"],
+          "no reserved concurrency by default")
+    rc = Evaluator(tpl, {"IndexBucket": "b-1-2", "ReservedConcurrency": 5}).resources()
+    check(rc["S3vecFunction"]["Properties"].get("ReservedConcurrentExecutions") == 5, "ReservedConcurrency=5 reaches it")
     outputs = tpl.get("Outputs", {})
     check({"HttpApiUrl", "FunctionUrl", "FunctionArn", "InvokePolicyArn"} <= set(outputs),
           f"outputs for the URLs, the ARN and the invoke policy: {sorted(outputs)}")
