@@ -262,7 +262,7 @@ static s3v_status assign_buf_alloc(assign_buf *b, const assign_plan *pl)
 static void plan_blocks(assign_plan *pl)
 {
     pl->cblock = min_size(BLOCK_CENTROIDS, pl->k);
-    pl->rblock = BLOCK_ROWS;
+    pl->rblock = min_size(BLOCK_ROWS, pl->len); /* a few points need no 1.5 MiB tile */
 }
 
 /* The contiguous rows [s0, s0 + len) of the pass: a pointer into x, or gathered into b->xblk. */
