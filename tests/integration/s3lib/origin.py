@@ -2,24 +2,65 @@
 
     with MemoryOrigin({"bkt/idx/data": b"..."}) as o:   # path-style "bucket/key" -> bytes
         o.endpoint                                     # http://127.0.0.1:PORT
+    MemoryOrigin(files=folder_files("bkt", "/data/idx-root"))   # "bkt/<relative path>" -> that file
     python3 -m s3lib.origin --key bkt/idx/data --size-mib 64 --seed 1   # own process; prints the port
+    python3 -m s3lib.origin --dir bkt=/data/idx-root [--dir b2=/other]  # serve folders' files as buckets
 
 Serves GET (whole object or one "Range: bytes=a-b") and HEAD of in-memory objects over HTTP/1.1
 keep-alive with asyncio (one thread), ignoring authentication, so that a benchmark measures the client
 and the modelled network (put a ThrottleRelay in front) rather than moto's own cost (moto reads a whole
 object to serve a range). 404 for unknown keys, 416 for unsatisfiable ranges. The command-line form
-fills the object with random.Random(seed).randbytes(size), so a benchmark can rebuild the bytes."""
+fills the object with random.Random(seed).randbytes(size), so a benchmark can rebuild the bytes.
+
+Files (`files=` or --dir) are read into memory at start. Bodies are written in 256 KiB pieces, each
+after the previous one drained: asyncio's transport (3.11) keeps what the socket does not take in one
+buffer that it shifts after every send, so one big write costs time quadratic in its size.
+
+Throttling mode (latency_ms / bandwidth_mbps, --latency-ms / --bandwidth-mbps; 0 = off): the S3 model of
+ThrottleRelay without the relay's extra hop and copy. Each answer starts latency_ms after its request
+arrived, and each connection's body leaves through a modelled link of bandwidth_mbps (10^6 bytes/s): a
+piece is written when its last byte would have crossed the link, which never banks idle time.
+
+`GET /_origin/stats` (no S3 bucket name starts with '_') answers
+{"requests": N, "bytes": N} (object requests and body bytes sent so far) and `GET /_origin/reset` zeroes
+them, so a benchmark can check the client's own request and byte counts."""
 import argparse
 import asyncio
 import hashlib
+import json
+import os
 import random
 import threading
 
+CHUNK = 256 * 1024
 
-async def _serve_conn(objects, etags, reader, writer):
+
+def folder_files(bucket, folder):
+    """{"bucket/<path relative to folder>": absolute path} for every regular file under folder."""
+    out = {}
+    root = os.path.abspath(folder)
+    for d, _, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            if os.path.isfile(p):
+                out[f"{bucket}/{os.path.relpath(p, root)}"] = p
+    return out
+
+
+async def _serve_conn(origin, reader, writer):
+    objects, etags = origin.objects, origin.etags
+    loop = asyncio.get_running_loop()
+    latency, rate = origin.latency_ms / 1e3, origin.bandwidth_mbps * 1e6
+    link_free = 0.0  # the modelled link of this connection is busy until then (loop.time())
+
+    async def at(t):
+        if t > loop.time():
+            await asyncio.sleep(t - loop.time())
+
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
+            start = loop.time() + latency  # the answer starts latency after the request arrived
             lines = head.decode("latin-1").split("\r\n")
             method, target, _ = lines[0].split(" ", 2)
             headers = {}
@@ -31,29 +72,50 @@ async def _serve_conn(objects, etags, reader, writer):
             if n:
                 await reader.readexactly(n)
             key = target.split("?", 1)[0].lstrip("/")
+            if key in ("_origin/stats", "_origin/reset"):
+                if key == "_origin/reset":
+                    origin.requests = origin.bytes_sent = 0
+                body = json.dumps({"requests": origin.requests, "bytes": origin.bytes_sent}).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body))
+                await writer.drain()
+                continue
             obj = objects.get(key)
-            status, extra, body = 200, [], b""
+            size = len(obj) if obj is not None else 0
+            status, extra, body, span = 200, [], b"", None
             if obj is None:
                 status, body = 404, b"<Error><Code>NoSuchKey</Code><Message>not found</Message></Error>"
             else:
                 extra.append(("ETag", etags[key]))
+                span = (0, size)
                 rng = headers.get("range")
                 if rng:
                     a, _, b = rng.partition("=")[2].partition("-")
-                    a, b = int(a), min(int(b), len(obj) - 1)
-                    if a >= len(obj):
-                        status, body = 416, b"<Error><Code>InvalidRange</Code><Message>bad</Message></Error>"
+                    a, b = int(a), min(int(b), size - 1)
+                    if a >= size:
+                        status, span = 416, None
+                        body = b"<Error><Code>InvalidRange</Code><Message>bad</Message></Error>"
                     else:
-                        status, body = 206, memoryview(obj)[a:b + 1]
-                        extra.append(("Content-Range", f"bytes {a}-{b}/{len(obj)}"))
-                else:
-                    body = memoryview(obj)
+                        status, span = 206, (a, b + 1 - a)
+                        extra.append(("Content-Range", f"bytes {a}-{b}/{size}"))
+            length = span[1] if span else len(body)
             reason = {200: "OK", 206: "Partial Content", 404: "Not Found", 416: "Range Not Satisfiable"}[status]
             out = [f"HTTP/1.1 {status} {reason}\r\n"] + [f"{k}: {v}\r\n" for k, v in extra]
-            out.append(f"Content-Length: {len(body)}\r\n\r\n")
+            out.append(f"Content-Length: {length}\r\n\r\n")
+            if latency:
+                await at(start)
             writer.write("".join(out).encode("latin-1"))
-            if method != "HEAD" and len(body):
-                writer.write(body)
+            origin.requests += 1
+            if method != "HEAD" and length:
+                view = memoryview(body) if span is None else memoryview(obj)[span[0]:span[0] + span[1]]
+                for i in range(0, length, CHUNK):  # small writes: asyncio buffers what the socket does
+                    piece = view[i:i + CHUNK]  # not take and shifts that buffer per send
+                    if rate:  # a chunk leaves when its last byte has crossed the link
+                        link_free = max(link_free, start) + len(piece) / rate
+                        await at(link_free)
+                    writer.write(piece)
+                    await writer.drain()
+                origin.bytes_sent += length
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, ValueError):
         pass
@@ -62,9 +124,18 @@ async def _serve_conn(objects, etags, reader, writer):
 
 
 class MemoryOrigin:
-    def __init__(self, objects):
-        self.objects = dict(objects)
+    """objects: {"bucket/key": bytes}; files: {"bucket/key": path}, read at once (see the module comment)."""
+
+    def __init__(self, objects=None, files=None, latency_ms=0.0, bandwidth_mbps=0.0):
+        self.latency_ms = latency_ms
+        self.bandwidth_mbps = bandwidth_mbps
+        self.objects = dict(objects or {})
+        for k, p in (files or {}).items():
+            with open(p, "rb") as f:
+                self.objects[k] = f.read()
         self.etags = {k: '"' + hashlib.md5(v).hexdigest() + '"' for k, v in self.objects.items()}
+        self.requests = 0
+        self.bytes_sent = 0
         self.port = None
         self._loop = None
         self._thread = None
@@ -74,19 +145,18 @@ class MemoryOrigin:
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
+    async def _boot(self, ready):
+        self._server = await asyncio.start_server(lambda r, w: _serve_conn(self, r, w), "127.0.0.1", 0,
+                                                  backlog=256)
+        self.port = self._server.sockets[0].getsockname()[1]
+        ready()
+
     def start(self):
         ready = threading.Event()
 
         def run():
             self._loop = asyncio.new_event_loop()
-
-            async def boot():
-                self._server = await asyncio.start_server(
-                    lambda r, w: _serve_conn(self.objects, self.etags, r, w), "127.0.0.1", 0, backlog=256)
-                self.port = self._server.sockets[0].getsockname()[1]
-                ready.set()
-
-            self._loop.run_until_complete(boot())
+            self._loop.run_until_complete(self._boot(ready.set))
             self._loop.run_forever()
 
         self._thread = threading.Thread(target=run, daemon=True)
@@ -113,11 +183,26 @@ def main():
     ap.add_argument("--key", default="bkt/idx/data")
     ap.add_argument("--size-mib", type=int, default=64)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dir", action="append", default=[], metavar="BUCKET=FOLDER",
+                    help="serve every file under FOLDER as BUCKET/<relative path> (instead of --key)")
+    ap.add_argument("--latency-ms", type=float, default=0.0, help="throttling mode: see the module comment")
+    ap.add_argument("--bandwidth-mbps", type=float, default=0.0, help="throttling mode: MB/s per connection")
     a = ap.parse_args()
-    o = MemoryOrigin({a.key: random.Random(a.seed).randbytes(a.size_mib * 1024 * 1024)}).start()
-    print(f"listening on 127.0.0.1:{o.port}", flush=True)
+    if a.dir:
+        files = {}
+        for spec in a.dir:
+            bucket, sep, folder = spec.partition("=")
+            if not sep or not bucket or not os.path.isdir(folder):
+                ap.error(f"--dir wants BUCKET=FOLDER with an existing folder, got {spec!r}")
+            files.update(folder_files(bucket, folder))
+        o = MemoryOrigin(files=files, latency_ms=a.latency_ms, bandwidth_mbps=a.bandwidth_mbps)
+    else:
+        o = MemoryOrigin({a.key: random.Random(a.seed).randbytes(a.size_mib * 1024 * 1024)},
+                         latency_ms=a.latency_ms, bandwidth_mbps=a.bandwidth_mbps)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(o._boot(lambda: print(f"listening on 127.0.0.1:{o.port}", flush=True)))
     try:
-        threading.Event().wait()
+        loop.run_forever()
     except KeyboardInterrupt:
         pass
 

@@ -1,0 +1,507 @@
+#!/usr/bin/env python3
+"""bench/bench_s3_cold.py: cold-query latency from S3 under the network model of DESIGN.md (issue 3).
+
+    python3 bench/bench_s3_cold.py [--reps 3] [--queries 200] [--seq-queries 50] [--nprobe 8,32,64]
+        [--encodings f32,f16] [--latency-ms 20] [--bandwidth-mbps 80] [--nice -10] [--json OUT]
+
+S3 is modelled as latency_ms added per request and bandwidth_mbps (10^6 bytes/s) per TCP connection by
+tests/integration/s3lib/throttle.py (a user-space relay: this kernel has no netem qdisc), in front of
+tests/integration/s3lib/origin.py serving the index folders from memory (no auth check; moto reads a
+whole object per ranged GET). `s3vec query s3://bkt/glove-<enc> --cache-mb 0 --stats` runs through the
+relay: with --cache-mb 0 nothing is cached between queries while the centroids stay warm, so every query
+is cold. Each process (origin, relays, s3vec) is a separate process; the client is one thread (curl multi).
+
+Per query, from the index files (manifest, centroids object: FORMAT.md), this script recomputes the
+probed clusters (the nprobe nearest centroids, nearest first, ties by id, as engine/index.c) and so the
+exact ranges, and checks them against the bytes the client reports. For those ranges, with the client's
+concurrency C (S3VEC_S3_MAX_CONCURRENCY, 32) and the client's order (nearest first, the next range on the
+first connection to free up):
+  bound      = one round trip + the largest per-connection transfer: L + max_conn(bytes on conn) / B
+               (the issue's lower bound; with nprobe <= C every range has its own connection)
+  http model = the same schedule when each request costs its own round trip (HTTP/1.1, no pipelining):
+               max_conn(sum over its ranges of L + bytes / B); equals the bound when nprobe <= C
+  sequential = S3VEC_S3_MAX_CONCURRENCY=1, modelled as sum over ranges of (L + bytes / B)
+Measured per query: the client's own total (probe + fetch + scan) from --stats. Query 1 of each run is
+left out (it opens the connections). Also measured in the same run: the engine alone on the local folder,
+the client against the origin directly and through the relay with latency 0 and no bandwidth cap (the
+harness's own cost, Python), what the relay sustains (N parallel ranges of S bytes, C driver), and the
+pure ranged fetch of the same clusters (tests/s3_driver `ranges`, no engine) for a few queries.
+
+Needs: the s3vec CLI and tests/s3_driver in --build-dir (default $S3VEC_BUILD_DIR or build/release),
+GloVe-100 in --data (default ../data; scripts/fetch-data.sh glove100), and builds the indexes into
+--work (default <data>/s3bench/glove-<enc>, default build options) when missing. Stdlib only."""
+import argparse
+import array
+import json
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+S3LIB_PARENT = os.path.join(REPO, "tests", "integration")
+BUCKET = "bkt"
+
+
+# ---- processes --------------------------------------------------------------------------------------
+
+class Harness:
+    """Origin + relays, each `python3 -m s3lib.<module>` in its own process; all stopped on exit."""
+
+    def __init__(self, nice):
+        self.nice = nice
+        self.procs = []
+
+    def spawn(self, args, timeout=120):
+        cmd = [sys.executable, "-m", *args]
+        if self.nice:
+            cmd = ["nice", "-n", str(self.nice), *cmd]
+        p = subprocess.Popen(cmd, cwd=S3LIB_PARENT, stdout=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        t0 = time.monotonic()
+        line = p.stdout.readline()  # the origin reads and hashes the index files first
+        if not line.startswith("listening on") or time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"{args[0]} did not start: {line!r}")
+        return int(line.rsplit(":", 1)[1])
+
+    def relay(self, origin_port, latency_ms, bandwidth_mbps):
+        return self.spawn(["s3lib.throttle", "--upstream", f"127.0.0.1:{origin_port}", "--latency-ms",
+                           str(latency_ms), "--bandwidth-mbps", str(bandwidth_mbps)])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def origin_stats(port, reset=False):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_origin/{'reset' if reset else 'stats'}",
+                                timeout=10) as r:
+        return json.loads(r.read())
+
+
+def client_env(endpoint, extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3VEC_S3_"))}
+    env.update(AWS_ACCESS_KEY_ID="AKIDBENCH", AWS_SECRET_ACCESS_KEY="benchsecret", AWS_REGION="us-east-1",
+               HOME="/nonexistent")
+    if endpoint:
+        env["AWS_ENDPOINT_URL_S3"] = endpoint
+    env.update(extra or {})
+    return env
+
+
+# ---- the index, read as FORMAT.md says --------------------------------------------------------------
+
+def read_index(folder):
+    with open(os.path.join(folder, "manifest"), "rb") as f:
+        raw = f.read()
+    if raw[:8] != b"S3VMANI\0":
+        raise RuntimeError(f"{folder}/manifest: bad magic")
+    (body_size,) = struct.unpack_from("<I", raw, 12)
+    m = json.loads(raw[24:24 + body_size])
+    with open(os.path.join(folder, m["centroids"]["key"]), "rb") as f:
+        c = f.read()
+    if c[:8] != b"S3VCENT\0":
+        raise RuntimeError(f"{folder}: bad centroids magic")
+    dim, nlist, enc = struct.unpack_from("<III", c, 12)
+    cent = array.array("f")
+    cent.frombytes(c[64:64 + 4 * dim * nlist])
+    if sys.byteorder != "little":
+        cent.byteswap()
+    cent = cent.tolist()
+    clusters = []
+    off = 64 + 4 * dim * nlist
+    for i in range(nlist):
+        obj, count, offset, size, _crc, _r = struct.unpack_from("<IIQQII", c, off + 32 * i)
+        clusters.append((m["data"][obj]["key"], offset, size, count))
+    if m["metric"] != "euclidean":
+        raise RuntimeError("this benchmark recomputes euclidean probes only")
+    return {"manifest": m, "dim": dim, "nlist": nlist, "centroids": [cent[i * dim:(i + 1) * dim]
+                                                                      for i in range(nlist)],
+            "clusters": clusters}
+
+
+def read_fvecs(path, limit):
+    out = []
+    with open(path, "rb") as f:
+        while len(out) < limit:
+            h = f.read(4)
+            if len(h) < 4:
+                break
+            (d,) = struct.unpack("<i", h)
+            v = array.array("f")
+            v.frombytes(f.read(4 * d))
+            out.append(v.tolist())
+    return out
+
+
+def probe_order(index, queries, nprobe):
+    """Per query, the nprobe nearest clusters, nearest first, ties by id (engine/index.c probe_before)."""
+    out = []
+    cents = index["centroids"]
+    for q in queries:
+        d = []
+        for i, c in enumerate(cents):
+            s = 0.0
+            for a, b in zip(q, c):
+                t = a - b
+                s += t * t
+            d.append((s, i))
+        d.sort()
+        out.append([i for _, i in d[:nprobe]])
+    return out
+
+
+def schedule(sizes, conc, lat, rate):
+    """(bound, http model) in seconds for ranges of `sizes` (in the client's order) over `conc` connections.
+    The client starts ranges in order, each on the first connection to free up (curl multi with a cap)."""
+    n = len(sizes)
+    if n == 0:
+        return 0.0, 0.0
+    conns = [[0.0, 0] for _ in range(min(conc, n))]  # [busy until (http model), bytes]
+    for s in sizes:
+        c = min(conns, key=lambda x: x[0])
+        c[0] += lat + s / rate
+        c[1] += s
+    return lat + max(b for _, b in conns) / rate, max(t for t, _ in conns)
+
+
+# ---- running the client -----------------------------------------------------------------------------
+
+def run_query(args, location, nq, nprobe, env):
+    cmd = [os.path.join(args.build_dir, "cli", "s3vec"), "query", location, "--queries", args.query_file,
+           "--limit", str(nq), "--nprobe", str(nprobe), "--cache-mb", "0", "--stats"]
+    if args.nice:
+        cmd = ["nice", "-n", str(args.nice), *cmd]
+    load = os.getloadavg()[0]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.strip()}")
+    rows = []
+    for line in p.stdout.splitlines():
+        if line.startswith("# nprobe"):
+            f = line.replace(",", "").split()
+            rows.append({"requests": int(f[f.index("requests") + 1]), "bytes": int(f[f.index("bytes") + 1]),
+                         "ms": float(f[f.index("total") + 1]), "fetch_ms": float(f[f.index("fetch") + 1]),
+                         "scan_ms": float(f[f.index("scan") + 1])})
+    if len(rows) != nq:
+        raise RuntimeError(f"expected {nq} stats lines, got {len(rows)}")
+    return rows, load
+
+
+def pct(v, p):
+    v = sorted(v)
+    i = max(0, min(len(v) - 1, -(-len(v) * p // 100) - 1))
+    return v[int(i)]
+
+
+def summarise(rows, models):
+    """rows: per-query measurements (query 1 dropped by the caller); models: per-query (bound, http, seq) s."""
+    ms = [r["ms"] for r in rows]
+    out = {"n": len(rows), "p50": pct(ms, 50), "p90": pct(ms, 90), "mean": statistics.mean(ms),
+           "requests": statistics.mean(r["requests"] for r in rows),
+           "bytes": statistics.mean(r["bytes"] for r in rows)}
+    for k, j in (("bound", 0), ("http", 1), ("seq_model", 2)):
+        out[k] = 1e3 * statistics.mean(m[j] for m in models)
+    out["ratio_bound"] = out["mean"] / out["bound"]
+    out["ratio_bound_p50"] = statistics.median(r["ms"] / (1e3 * m[0]) for r, m in zip(rows, models))
+    out["ratio_http"] = out["mean"] / out["http"]
+    out["ratio_seq_model"] = out["mean"] / out["seq_model"]
+    return out
+
+
+def fetch_only(args, env, location, ranges_per_query):
+    """Pure ranged fetch of the same clusters by the C backend (no engine): per query, the median of
+    the warm iterations of `s3_driver ranges` (a fresh process; iteration 1 opens the connections)."""
+    drv = os.path.join(args.build_dir, "tests", "s3_driver")
+    out = []
+    for ranges in ranges_per_query:
+        cmd = [drv, location, "ranges", "/dev/null", *ranges, "--repeat", "4"]
+        if args.nice:
+            cmd = ["nice", "-n", str(args.nice), *cmd]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        if not r["ok"]:
+            raise RuntimeError(f"s3_driver ranges failed: {r['msg']}")
+        out.append(statistics.median(r["iter_ms"][1:]))
+    return out
+
+
+def relay_capacity(args, harness, origin_port, location, key, obj_size):
+    """What the relay sustains: N parallel ranges of S bytes (C driver, warm connections) through the relay
+    at latency 0 and the modelled bandwidth, through the relay without limits, and from the origin directly."""
+    drv = os.path.join(args.build_dir, "tests", "s3_driver")
+    capped = harness.relay(origin_port, 0, args.bandwidth_mbps)
+    free = harness.relay(origin_port, 0, 0)
+    size = 1 << 20
+    rows = []
+    for n in (1, 8, 32):
+        row = {"n": n, "size": size}
+        for name, port in (("capped", capped), ("relay", free), ("origin", origin_port)):
+            ranges = [f"{key}:{(i * 7919 * size) % (obj_size - size)}:{size}" for i in range(n)]
+            cmd = [drv, location, "ranges", "/dev/null", *ranges, "--repeat", "6"]
+            if args.nice:
+                cmd = ["nice", "-n", str(args.nice), *cmd]
+            p = subprocess.run(cmd, env=client_env(f"http://127.0.0.1:{port}", {"S3VEC_S3_HEDGE": "0"}),
+                               capture_output=True, text=True, timeout=600)
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            if not r["ok"]:
+                raise RuntimeError(f"s3_driver ranges failed: {r['msg']}")
+            row[name] = statistics.median(r["iter_ms"][1:])
+        row["model"] = 1e3 * size / (args.bandwidth_mbps * 1e6)
+        rows.append(row)
+    return rows
+
+
+def ensure_index(args, enc):
+    folder = os.path.join(args.work, f"glove-{enc}")
+    if not os.path.exists(os.path.join(folder, "manifest")):
+        base = os.path.join(args.data, "glove100_base.fvecs")
+        if not os.path.exists(base):
+            subprocess.run([os.path.join(REPO, "scripts", "fetch-data.sh"), "glove100", args.data], check=True)
+        subprocess.run([os.path.join(args.build_dir, "cli", "s3vec"), "build", folder, "--input", base,
+                        "--encoding", enc, "-q"], check=True)
+    return folder
+
+
+# ---- main -------------------------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", default=os.environ.get("S3VEC_BUILD_DIR", os.path.join(REPO, "build",
+                                                                                          "release")))
+    ap.add_argument("--data", default=os.environ.get("S3VEC_DATA", os.path.join(REPO, "..", "data")))
+    ap.add_argument("--work", default=None, help="index folders (default <data>/s3bench)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seq-queries", type=int, default=50)
+    ap.add_argument("--fetch-queries", type=int, default=20)
+    ap.add_argument("--nprobe", default="8,32,64")
+    ap.add_argument("--encodings", default="f32,f16")
+    ap.add_argument("--latency-ms", type=float, default=20.0)
+    ap.add_argument("--bandwidth-mbps", type=float, default=80.0)
+    ap.add_argument("--concurrency", type=int, default=32, help="S3VEC_S3_MAX_CONCURRENCY (client default 32)")
+    ap.add_argument("--wide", action="store_true",
+                    help="also run nprobe > concurrency with S3VEC_S3_MAX_CONCURRENCY = nprobe")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: seq,overhead,capacity,fetch,torigin")
+    ap.add_argument("--nice", type=int, default=0, help="run every process of the benchmark at this nice")
+    ap.add_argument("--json", help="write all figures here")
+    args = ap.parse_args()
+    args.work = args.work or os.path.join(args.data, "s3bench")
+    args.query_file = os.path.join(args.data, "glove100_query.fvecs")
+    skip = set(filter(None, args.skip.split(",")))
+    nprobes = [int(x) for x in args.nprobe.split(",")]
+    encodings = args.encodings.split(",")
+    lat, rate = args.latency_ms / 1e3, args.bandwidth_mbps * 1e6
+    nq = max(args.queries, args.seq_queries, args.fetch_queries + 1)
+    queries = read_fvecs(args.query_file, nq)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_start = os.getloadavg()
+
+    indexes, probes = {}, {}
+    for enc in encodings:
+        folder = ensure_index(args, enc)
+        indexes[enc] = read_index(folder)
+        order = probe_order(indexes[enc], queries, max(nprobes))
+        probes[enc] = order
+
+    def ranges_of(enc, qi, nprobe):
+        ix = indexes[enc]
+        return [ix["clusters"][c][:3] for c in probes[enc][qi][:nprobe]]  # keys relative to the index
+
+    def models(enc, nprobe, conc, n):
+        out = []
+        for qi in range(n):
+            sizes = [s for _, _, s in ranges_of(enc, qi, nprobe)]
+            b, h = schedule(sizes, conc, lat, rate)
+            out.append((b, h, sum(lat + s / rate for s in sizes)))
+        return out
+
+    results = {"started": started, "args": vars(args), "load_start": load_start, "cpus": os.cpu_count(),
+               "runs": [], "overhead": [], "capacity": [], "fetch": [], "mismatch": {}}
+    with Harness(args.nice) as h:
+        oport = h.spawn(["s3lib.origin", "--dir", f"{BUCKET}={args.work}"])
+        rport = h.relay(oport, args.latency_ms, args.bandwidth_mbps)
+        zport = h.relay(oport, 0, 0)
+        tport = None
+        if "torigin" not in skip:  # the same model applied by the origin itself: no relay hop
+            tport = h.spawn(["s3lib.origin", "--dir", f"{BUCKET}={args.work}", "--latency-ms", str(args.latency_ms),
+                             "--bandwidth-mbps", str(args.bandwidth_mbps)])
+        model_env = client_env(f"http://127.0.0.1:{rport}",
+                               {"S3VEC_S3_MAX_CONCURRENCY": str(args.concurrency)})
+
+        # what the relay sustains
+        if "capacity" not in skip:
+            enc = encodings[0]
+            k0 = indexes[enc]["clusters"][0][0]
+            size0 = sum(s for key, _, s, _ in indexes[enc]["clusters"] if key == k0)
+            results["capacity"] = relay_capacity(args, h, oport, f"s3://{BUCKET}/glove-{enc}", k0, size0)
+
+        plan = []
+        for rep in range(args.reps):
+            for enc in encodings:
+                for nprobe in nprobes:
+                    plan.append((rep, enc, nprobe, "parallel", args.concurrency))
+                    if tport:
+                        plan.append((rep, enc, nprobe, "torigin", args.concurrency))
+                    if args.wide and nprobe > args.concurrency:
+                        plan.append((rep, enc, nprobe, "wide", nprobe))
+                    if "seq" not in skip:
+                        plan.append((rep, enc, nprobe, "sequential", 1))
+                    if "overhead" not in skip:
+                        for mode in ("local", "origin", "relay0"):
+                            plan.append((rep, enc, nprobe, mode, args.concurrency))
+        for rep, enc, nprobe, mode, conc in plan:
+            n = args.seq_queries if mode == "sequential" else args.queries
+            loc = f"s3://{BUCKET}/glove-{enc}"
+            if mode == "local":
+                loc, env = os.path.join(args.work, f"glove-{enc}"), client_env(None)
+            elif mode == "origin":
+                env = client_env(f"http://127.0.0.1:{oport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
+            elif mode == "relay0":
+                env = client_env(f"http://127.0.0.1:{zport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
+            elif mode == "torigin":
+                env = client_env(f"http://127.0.0.1:{tport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
+            else:
+                env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
+            sport = tport if mode == "torigin" else oport
+            before = origin_stats(sport)
+            rows, load = run_query(args, loc, n, nprobe, env)
+            after = origin_stats(sport)
+            want = [sum(s for _, _, s in ranges_of(enc, qi, nprobe)) for qi in range(n)]
+            bad = sum(1 for r, w in zip(rows, want) if r["bytes"] != w)
+            results["mismatch"][f"{enc}/{nprobe}"] = max(bad, results["mismatch"].get(f"{enc}/{nprobe}", 0))
+            s = summarise(rows[1:], models(enc, nprobe, conc, n)[1:])
+            s.update(rep=rep, enc=enc, nprobe=nprobe, mode=mode, conc=conc, load=load,
+                     origin_requests=(after["requests"] - before["requests"]) / n,
+                     origin_bytes=(after["bytes"] - before["bytes"]) / n, ms_list=[r["ms"] for r in rows])
+            results["runs"].append(s)
+            print(f"rep {rep} {enc} nprobe {nprobe:3} {mode:10} conc {conc:2}: p50 {s['p50']:7.1f} "
+                  f"mean {s['mean']:7.1f} bound {s['bound']:6.1f} http {s['http']:6.1f} seq {s['seq_model']:7.1f} "
+                  f"ms; req {s['requests']:.1f} (origin {s['origin_requests']:.2f}) bytes {s['bytes']:.0f}; "
+                  f"load {load:.1f}; byte mismatches {bad}", flush=True)
+
+        if "fetch" not in skip:
+            env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(args.concurrency)})
+            for enc in encodings:
+                for nprobe in nprobes:
+                    qs = range(1, args.fetch_queries + 1)
+                    specs = [[f"{k}:{o}:{s}" for k, o, s in ranges_of(enc, qi, nprobe)] for qi in qs]
+                    got = fetch_only(args, env, f"s3://{BUCKET}/glove-{enc}", specs)
+                    mod = models(enc, nprobe, args.concurrency, args.fetch_queries + 1)[1:]
+                    results["fetch"].append({"enc": enc, "nprobe": nprobe, "fetch_ms": got,
+                                             "bound_ms": [1e3 * m[0] for m in mod]})
+    results["load_end"] = os.getloadavg()
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report(results, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+def med(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def report(res, args):
+    runs = res["runs"]
+    print()
+    print(f"S3 model: {args.latency_ms:g} ms per request + {args.bandwidth_mbps:g} MB/s per connection, applied "
+          f"by s3lib.throttle (user-space relay) in front of s3lib.origin (index in memory); client: s3vec "
+          f"query --cache-mb 0, one thread (curl multi), concurrency {args.concurrency}; no BLAS; "
+          f"nice {args.nice}")
+    print(f"load average 1 min: start {res['load_start'][0]:.1f}, end {res['load_end'][0]:.1f} on "
+          f"{res['cpus']} CPUs (shared machine); medians of {args.reps} reps; query 1 of each run left out")
+    print()
+    print("| enc | nprobe | p50 ms | p90 ms | mean ms | bound ms | mean / bound | http model ms | mean / http "
+          "| sequential ms | seq model ms | seq / model | requests/q | MB/q |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    keys = sorted({(r["enc"], r["nprobe"]) for r in runs}, key=lambda k: (args.encodings.index(k[0]), k[1]))
+    for enc, nprobe in keys:
+        par = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == "parallel"]
+        seq = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == "sequential"]
+        if not par:
+            continue
+        sq = (f"{med(seq, 'mean'):.1f} | {med(seq, 'seq_model'):.1f} | {med(seq, 'ratio_seq_model'):.2f}"
+              if seq else "- | - | -")
+        print(f"| {enc} | {nprobe} | {med(par, 'p50'):.1f} | {med(par, 'p90'):.1f} | {med(par, 'mean'):.1f} | "
+              f"{med(par, 'bound'):.1f} | **{med(par, 'ratio_bound'):.2f}** | {med(par, 'http'):.1f} | "
+              f"{med(par, 'ratio_http'):.2f} | {sq} | {med(par, 'requests'):.1f} | {med(par, 'bytes') / 1e6:.2f} |")
+    for mode, title in (("torigin", "the same model applied by the origin itself (throttling mode, no relay hop)"),
+                        ("wide", "relay, nprobe > concurrency, with S3VEC_S3_MAX_CONCURRENCY = nprobe")):
+        sel = [r for r in runs if r["mode"] == mode]
+        if not sel:
+            continue
+        print()
+        print(f"Cold queries, {title}:")
+        print()
+        print("| enc | nprobe | concurrency | p50 ms | p90 ms | mean ms | bound ms | mean / bound | http model ms | "
+              "mean / http |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for enc, nprobe in keys:
+            w = [r for r in sel if r["enc"] == enc and r["nprobe"] == nprobe]
+            if w:
+                print(f"| {enc} | {nprobe} | {w[0]['conc']} | {med(w, 'p50'):.1f} | {med(w, 'p90'):.1f} | "
+                      f"{med(w, 'mean'):.1f} | {med(w, 'bound'):.1f} | **{med(w, 'ratio_bound'):.2f}** | "
+                      f"{med(w, 'http'):.1f} | {med(w, 'ratio_http'):.2f} |")
+    if any(r["mode"] in ("local", "origin", "relay0") for r in runs):
+        print()
+        print("Harness cost (mean ms per query): engine on the local folder, through the origin directly, through "
+              "the relay at latency 0 and no bandwidth cap, and under the model")
+        print()
+        print("| enc | nprobe | local | origin | relay 0/0 | model relay | origin - local | relay0 - origin |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for enc, nprobe in keys:
+            m = {}
+            for mode in ("local", "origin", "relay0", "parallel"):
+                rr = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == mode]
+                m[mode] = med(rr, "mean") if rr else float("nan")
+            print(f"| {enc} | {nprobe} | {m['local']:.1f} | {m['origin']:.1f} | {m['relay0']:.1f} | "
+                  f"{m['parallel']:.1f} | {m['origin'] - m['local']:.1f} | {m['relay0'] - m['origin']:.1f} |")
+    if res["capacity"]:
+        print()
+        print(f"Relay capacity: N parallel 1 MiB ranges, warm connections, median of 5 batches (C driver); model "
+              f"per range at {args.bandwidth_mbps:g} MB/s = {res['capacity'][0]['model']:.1f} ms")
+        print()
+        print("| N | relay 0 ms + cap, ms | per-connection MB/s | aggregate MB/s | relay no cap, ms (aggregate MB/s) "
+              "| origin direct, ms (aggregate MB/s) |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for c in res["capacity"]:
+            mb = c["size"] / 1e6
+            print(f"| {c['n']} | {c['capped']:.1f} | {mb / c['capped'] * 1e3:.0f} | "
+                  f"{c['n'] * mb / c['capped'] * 1e3:.0f} | {c['relay']:.1f} ({c['n'] * mb / c['relay'] * 1e3:.0f}) | "
+                  f"{c['origin']:.1f} ({c['n'] * mb / c['origin'] * 1e3:.0f}) |")
+    if res["fetch"]:
+        print()
+        print("Pure ranged fetch of the same clusters (s3_driver ranges, no engine), queries 2.."
+              f"{args.fetch_queries + 1}, under the model: median ms")
+        print()
+        print("| enc | nprobe | fetch only | bound | fetch / bound | query, same queries | query / fetch |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for f in res["fetch"]:
+            fo, bd = statistics.median(f["fetch_ms"]), statistics.median(f["bound_ms"])
+            par = [r for r in runs if r["enc"] == f["enc"] and r["nprobe"] == f["nprobe"] and r["mode"] == "parallel"]
+            n = len(f["fetch_ms"])
+            qm = statistics.median(statistics.median(r["ms_list"][1:n + 1]) for r in par) if par else float("nan")
+            print(f"| {f['enc']} | {f['nprobe']} | {fo:.1f} | {bd:.1f} | {fo / bd:.2f} | {qm:.1f} | {qm / fo:.2f} |")
+    bad = {k: v for k, v in res["mismatch"].items() if v}
+    print()
+    print("probed-cluster check: the recomputed ranges' bytes equal the client's bytes for every query"
+          if not bad else f"probed-cluster check: queries whose recomputed bytes differ from the client's: {bad}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
