@@ -25,4 +25,8 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 set(ENV{PKG_CONFIG_LIBDIR} /usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig)
 set(ENV{PKG_CONFIG_PATH} "")
 
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu)
+# Run under qemu with the arm64 multiarch loader and libc (libc6:arm64, pulled in by the -dev packages
+# above), i.e. prefix "/". Not "-L /usr/aarch64-linux-gnu": that loads the cross package's ld.so
+# (libc6-arm64-cross, 2.36-8cross1 on Debian 12) next to the multiarch libc.so.6 (2.36-9+deb12u*),
+# whose private ABI differs: every pthread_create then spins forever in glibc's stack cache.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/)

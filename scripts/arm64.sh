@@ -20,7 +20,8 @@ if [[ $host == aarch64 || $host == arm64 ]]; then
     exec ctest --test-dir "$build" -L unit --output-on-failure -j "$jobs"
 fi
 
-pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config
+# libc6:arm64 provides the loader and libc the tests run with under qemu (see the toolchain file).
+pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user pkg-config libc6:arm64
       libcurl4-openssl-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libzstd-dev:arm64)
 missing=()
 for p in "${pkgs[@]}"; do
