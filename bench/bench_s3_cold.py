@@ -24,8 +24,11 @@ first connection to free up):
 Measured per query: the client's own total (probe + fetch + scan) from --stats. Query 1 of each run is
 left out (it opens the connections). Also measured in the same run: the engine alone on the local folder,
 the client against the origin directly and through the relay with latency 0 and no bandwidth cap (the
-harness's own cost, Python), what the relay sustains (N parallel ranges of S bytes, C driver), and the
-pure ranged fetch of the same clusters (tests/s3_driver `ranges`, no engine) for a few queries.
+harness's own cost, Python), CPU seconds of client, origin and relay per query, what the relay sustains
+(N parallel ranges of S bytes, C driver), the pure ranged fetch of the same clusters (tests/s3_driver
+`ranges`, no engine) for a few queries, the same model applied by the origin itself (no relay hop), and
+the client with glibc malloc tunables that keep freed memory mapped (what reusing range buffers would
+save). Requests are counted by the client and, as a check (hedged duplicates included), by the origin.
 
 Needs: the s3vec CLI and tests/s3_driver in --build-dir (default $S3VEC_BUILD_DIR or build/release),
 GloVe-100 in --data (default ../data; scripts/fetch-data.sh glove100), and builds the indexes into
@@ -34,6 +37,7 @@ import argparse
 import array
 import json
 import os
+import resource
 import statistics
 import struct
 import subprocess
@@ -44,6 +48,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 S3LIB_PARENT = os.path.join(REPO, "tests", "integration")
 BUCKET = "bkt"
+# glibc keeps freed memory instead of returning it (and re-faulting zeroed pages for the next range buffer)
+TUNABLES = ("glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=67108864:"
+            "glibc.malloc.top_pad=67108864")
 
 
 # ---- processes --------------------------------------------------------------------------------------
@@ -54,6 +61,7 @@ class Harness:
     def __init__(self, nice):
         self.nice = nice
         self.procs = []
+        self.pid_of = {}  # port -> pid
 
     def spawn(self, args, timeout=120):
         cmd = [sys.executable, "-m", *args]
@@ -65,7 +73,15 @@ class Harness:
         line = p.stdout.readline()  # the origin reads and hashes the index files first
         if not line.startswith("listening on") or time.monotonic() - t0 > timeout:
             raise RuntimeError(f"{args[0]} did not start: {line!r}")
-        return int(line.rsplit(":", 1)[1])
+        port = int(line.rsplit(":", 1)[1])
+        self.pid_of[port] = p.pid
+        return port
+
+    def cpu_s(self, port):
+        """CPU seconds (user + system) used so far by the process serving port."""
+        with open(f"/proc/{self.pid_of[port]}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def relay(self, origin_port, latency_ms, bandwidth_mbps):
         return self.spawn(["s3lib.throttle", "--upstream", f"127.0.0.1:{origin_port}", "--latency-ms",
@@ -186,7 +202,10 @@ def run_query(args, location, nq, nprobe, env):
     if args.nice:
         cmd = ["nice", "-n", str(args.nice), *cmd]
     load = os.getloadavg()[0]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.strip()}")
     rows = []
@@ -198,7 +217,7 @@ def run_query(args, location, nq, nprobe, env):
                          "scan_ms": float(f[f.index("scan") + 1])})
     if len(rows) != nq:
         raise RuntimeError(f"expected {nq} stats lines, got {len(rows)}")
-    return rows, load
+    return rows, load, cpu
 
 
 def pct(v, p):
@@ -295,7 +314,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=32, help="S3VEC_S3_MAX_CONCURRENCY (client default 32)")
     ap.add_argument("--wide", action="store_true",
                     help="also run nprobe > concurrency with S3VEC_S3_MAX_CONCURRENCY = nprobe")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: seq,overhead,capacity,fetch,torigin")
+    ap.add_argument("--skip", default="",
+                    help="comma list of parts to skip: seq,overhead,capacity,fetch,torigin,tuned")
     ap.add_argument("--nice", type=int, default=0, help="run every process of the benchmark at this nice")
     ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args()
@@ -310,10 +330,12 @@ def main():
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     load_start = os.getloadavg()
 
-    indexes, probes = {}, {}
+    indexes, probes, open_bytes = {}, {}, {}
     for enc in encodings:
         folder = ensure_index(args, enc)
         indexes[enc] = read_index(folder)
+        open_bytes[enc] = (os.path.getsize(os.path.join(folder, "manifest")) +
+                           indexes[enc]["manifest"]["centroids"]["size"])
         order = probe_order(indexes[enc], queries, max(nprobes))
         probes[enc] = order
 
@@ -356,6 +378,8 @@ def main():
                     plan.append((rep, enc, nprobe, "parallel", args.concurrency))
                     if tport:
                         plan.append((rep, enc, nprobe, "torigin", args.concurrency))
+                    if "tuned" not in skip:
+                        plan.append((rep, enc, nprobe, "tuned", args.concurrency))
                     if args.wide and nprobe > args.concurrency:
                         plan.append((rep, enc, nprobe, "wide", nprobe))
                     if "seq" not in skip:
@@ -374,24 +398,36 @@ def main():
                 env = client_env(f"http://127.0.0.1:{zport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
             elif mode == "torigin":
                 env = client_env(f"http://127.0.0.1:{tport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
+            elif mode == "tuned":  # the relay, with glibc keeping freed memory (no page faults per range)
+                env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc),
+                                                               "GLIBC_TUNABLES": TUNABLES})
             else:
                 env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
             sport = tport if mode == "torigin" else oport
+            served_by = {"local": [], "origin": [oport], "relay0": [oport, zport], "torigin": [tport]}.get(
+                mode, [oport, rport])
             before = origin_stats(sport)
-            rows, load = run_query(args, loc, n, nprobe, env)
+            c0 = [h.cpu_s(p) for p in served_by]
+            rows, load, cpu = run_query(args, loc, n, nprobe, env)
+            c1 = [h.cpu_s(p) for p in served_by]
             after = origin_stats(sport)
             want = [sum(s for _, _, s in ranges_of(enc, qi, nprobe)) for qi in range(n)]
             bad = sum(1 for r, w in zip(rows, want) if r["bytes"] != w)
             results["mismatch"][f"{enc}/{nprobe}"] = max(bad, results["mismatch"].get(f"{enc}/{nprobe}", 0))
             s = summarise(rows[1:], models(enc, nprobe, conc, n)[1:])
             s.update(rep=rep, enc=enc, nprobe=nprobe, mode=mode, conc=conc, load=load,
-                     origin_requests=(after["requests"] - before["requests"]) / n,
-                     origin_bytes=(after["bytes"] - before["bytes"]) / n, ms_list=[r["ms"] for r in rows])
+                     # the origin also served the index open: GET manifest and GET centroids
+                     origin_requests=(after["requests"] - before["requests"] - (mode != "local") * 2) / n,
+                     origin_bytes=(after["bytes"] - before["bytes"] - (mode != "local") * open_bytes[enc]) / n, ms_list=[r["ms"] for r in rows],
+                     client_cpu_ms=1e3 * cpu / n, harness_cpu_ms=[1e3 * (b - a) / n for a, b in zip(c0, c1)],
+                     fetch_ms=statistics.mean(r["fetch_ms"] for r in rows[1:]),
+                     scan_ms=statistics.mean(r["scan_ms"] for r in rows[1:]))
             results["runs"].append(s)
             print(f"rep {rep} {enc} nprobe {nprobe:3} {mode:10} conc {conc:2}: p50 {s['p50']:7.1f} "
                   f"mean {s['mean']:7.1f} bound {s['bound']:6.1f} http {s['http']:6.1f} seq {s['seq_model']:7.1f} "
                   f"ms; req {s['requests']:.1f} (origin {s['origin_requests']:.2f}) bytes {s['bytes']:.0f}; "
-                  f"load {load:.1f}; byte mismatches {bad}", flush=True)
+                  f"load {load:.1f}; byte mismatches {bad}; CPU ms/query client {s['client_cpu_ms']:.1f} "
+                  f"harness {[round(x, 1) for x in s['harness_cpu_ms']]}", flush=True)
 
         if "fetch" not in skip:
             env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(args.concurrency)})
@@ -427,7 +463,7 @@ def report(res, args):
           f"{res['cpus']} CPUs (shared machine); medians of {args.reps} reps; query 1 of each run left out")
     print()
     print("| enc | nprobe | p50 ms | p90 ms | mean ms | bound ms | mean / bound | http model ms | mean / http "
-          "| sequential ms | seq model ms | seq / model | requests/q | MB/q |")
+          "| sequential ms | seq model ms | seq / model | requests/q (origin saw) | MB/q |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = sorted({(r["enc"], r["nprobe"]) for r in runs}, key=lambda k: (args.encodings.index(k[0]), k[1]))
     for enc, nprobe in keys:
@@ -439,8 +475,11 @@ def report(res, args):
               if seq else "- | - | -")
         print(f"| {enc} | {nprobe} | {med(par, 'p50'):.1f} | {med(par, 'p90'):.1f} | {med(par, 'mean'):.1f} | "
               f"{med(par, 'bound'):.1f} | **{med(par, 'ratio_bound'):.2f}** | {med(par, 'http'):.1f} | "
-              f"{med(par, 'ratio_http'):.2f} | {sq} | {med(par, 'requests'):.1f} | {med(par, 'bytes') / 1e6:.2f} |")
+              f"{med(par, 'ratio_http'):.2f} | {sq} | {med(par, 'requests'):.1f} ({med(par, 'origin_requests'):.2f}) | "
+              f"{med(par, 'bytes') / 1e6:.2f} |")
     for mode, title in (("torigin", "the same model applied by the origin itself (throttling mode, no relay hop)"),
+                        ("tuned", f"relay, client run with GLIBC_TUNABLES={TUNABLES} (freed range buffers stay "
+                                  "mapped: no page faults per range)"),
                         ("wide", "relay, nprobe > concurrency, with S3VEC_S3_MAX_CONCURRENCY = nprobe")):
         sel = [r for r in runs if r["mode"] == mode]
         if not sel:
@@ -462,15 +501,22 @@ def report(res, args):
         print("Harness cost (mean ms per query): engine on the local folder, through the origin directly, through "
               "the relay at latency 0 and no bandwidth cap, and under the model")
         print()
-        print("| enc | nprobe | local | origin | relay 0/0 | model relay | origin - local | relay0 - origin |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("| enc | nprobe | local | origin | relay 0/0 | model relay | origin - local | relay0 - origin "
+              "| CPU ms/query under the model: client / origin / relay | client CPU, local folder |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
         for enc, nprobe in keys:
             m = {}
             for mode in ("local", "origin", "relay0", "parallel"):
                 rr = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == mode]
                 m[mode] = med(rr, "mean") if rr else float("nan")
+            par = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == "parallel"]
+            loc = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == "local"]
+            cpu = (f"{med(par, 'client_cpu_ms'):.1f} / "
+                   f"{statistics.median(r['harness_cpu_ms'][0] for r in par):.1f} / "
+                   f"{statistics.median(r['harness_cpu_ms'][1] for r in par):.1f}")
             print(f"| {enc} | {nprobe} | {m['local']:.1f} | {m['origin']:.1f} | {m['relay0']:.1f} | "
-                  f"{m['parallel']:.1f} | {m['origin'] - m['local']:.1f} | {m['relay0'] - m['origin']:.1f} |")
+                  f"{m['parallel']:.1f} | {m['origin'] - m['local']:.1f} | {m['relay0'] - m['origin']:.1f} | {cpu} | "
+                  f"{med(loc, 'client_cpu_ms') if loc else float('nan'):.1f} |")
     if res["capacity"]:
         print()
         print(f"Relay capacity: N parallel 1 MiB ranges, warm connections, median of 5 batches (C driver); model "
