@@ -12,9 +12,11 @@
  * query load between them (two accumulators per row for the float types, so FMA latency is hidden
  * when the rows sit in cache). Longer rows are scanned one after the other, so that memory is read
  * as one sequential stream: measured with bench/bench_kernels.c on AMD EPYC (Zen 3), walking four
- * long rows side by side (four interleaved streams) reached only 0.4-0.75 of the read bandwidth from
- * DRAM at dims 128-768, against 0.85-0.95 for the sequential order; short rows are compute-bound
- * instead and gain from the shared loads. i8 rows pre-widen the query to int16 once per call.
+ * long rows side by side (four interleaved streams) reached only 0.5-0.75 of the read bandwidth from
+ * DRAM at dims 128-768, against 0.8-0.9 for the sequential order; short rows are compute-bound
+ * instead and gain from the shared loads. Long f32 rows still go in groups of four, one row after
+ * the other, sharing the horizontal sums and the tail mask. i8 rows pre-widen the query to int16
+ * once per call.
  *
  * dot_f32_tile is a packed, register-blocked GEMM (6 x 16 micro-tile, BLIS loop order). */
 #include <immintrin.h>
@@ -227,19 +229,78 @@ static inline void dot_f32_x4(const float *q, const float *r, size_t n, float *o
                                 _mm256_add_ps(a3, b3)));
 }
 
+/* One whole row into one vector of partial sums; m masks the last n % 8 elements. Used four rows
+ * in a row (seq4 below): memory is read in address order and the horizontal sums and the tail mask
+ * are shared by four rows. */
+static inline __m256 l2sq_f32_row(const float *q, const float *x, size_t n, __m256i m)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(q + i));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(q + i + 8));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+    }
+    if (i + 8 <= n) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(q + i));
+        s0 = _mm256_fmadd_ps(d, d, s0);
+        i += 8;
+    }
+    if (i < n) {
+        __m256 d = _mm256_sub_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(q + i, m));
+        s1 = _mm256_fmadd_ps(d, d, s1);
+    }
+    return _mm256_add_ps(s0, s1);
+}
+
+static inline __m256 dot_f32_row(const float *q, const float *x, size_t n, __m256i m)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(q + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(q + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(q + i), s0);
+        i += 8;
+    }
+    if (i < n) s1 = _mm256_fmadd_ps(_mm256_maskload_ps(x + i, m), _mm256_maskload_ps(q + i, m), s1);
+    return _mm256_add_ps(s0, s1);
+}
+
 static void l2sq_f32_rows_avx2(const float *q, const float *rows, size_t n, size_t rows_len, float *out)
 {
     size_t r = 0;
-    if (n * sizeof(float) <= ROWS_X4_MAX_SIZE)
+    if (n * sizeof(float) <= ROWS_X4_MAX_SIZE) {
         for (; r + 4 <= rows_len; r += 4) l2sq_f32_x4(q, rows + r * n, n, out + r);
+    } else {
+        __m256i m = mask_first(n % 8);
+        for (; r + 4 <= rows_len; r += 4) {
+            const float *x = rows + r * n;
+            __m256 a = l2sq_f32_row(q, x, n, m), b = l2sq_f32_row(q, x + n, n, m);
+            __m256 c = l2sq_f32_row(q, x + 2 * n, n, m), d = l2sq_f32_row(q, x + 3 * n, n, m);
+            _mm_storeu_ps(out + r, hsum4_ps(a, b, c, d));
+        }
+    }
     for (; r < rows_len; r++) out[r] = l2sq_f32_avx2(q, rows + r * n, n);
 }
 
 static void dot_f32_rows_avx2(const float *q, const float *rows, size_t n, size_t rows_len, float *out)
 {
     size_t r = 0;
-    if (n * sizeof(float) <= ROWS_X4_MAX_SIZE)
+    if (n * sizeof(float) <= ROWS_X4_MAX_SIZE) {
         for (; r + 4 <= rows_len; r += 4) dot_f32_x4(q, rows + r * n, n, out + r);
+    } else {
+        __m256i m = mask_first(n % 8);
+        for (; r + 4 <= rows_len; r += 4) {
+            const float *x = rows + r * n;
+            __m256 a = dot_f32_row(q, x, n, m), b = dot_f32_row(q, x + n, n, m);
+            __m256 c = dot_f32_row(q, x + 2 * n, n, m), d = dot_f32_row(q, x + 3 * n, n, m);
+            _mm_storeu_ps(out + r, hsum4_ps(a, b, c, d));
+        }
+    }
     for (; r < rows_len; r++) out[r] = dot_f32_avx2(q, rows + r * n, n);
 }
 
