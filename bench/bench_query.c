@@ -16,7 +16,8 @@
  *
  * usage: bench_query --index DIR --queries Q.fvecs --truth GT.ivecs [--nprobe LIST] [-k K] [--reps R]
  *                    [--limit N] [--cache-mb MB] [--tsv]
- *   LIST   comma-separated probe counts; "default" = the index's calibrated default (e.g. "default,16,64")
+ *   LIST   comma-separated probe counts; "default" = the index's calibrated default, "all" = every
+ *          cluster (exact search over the encoded vectors), e.g. "default,16,64,all"
  *   --tsv  one tab-separated line per (rep, nprobe) on stdout after '#' comment lines:
  *          rep nprobe recall qps_wall qps_cpu p50_ms p99_ms mean_vectors_scanned
  * Without --tsv, prints a Markdown table with the median of the reps for each probe count. */
@@ -42,8 +43,8 @@
 static const char HELP[] =
     "usage: bench_query --index DIR --queries Q.fvecs --truth GT.ivecs [--nprobe LIST] [-k K] [--reps R]\n"
     "                   [--limit N] [--cache-mb MB] [--tsv]\n"
-    "  --nprobe LIST   comma-separated probe counts, 'default' for the index default\n"
-    "                  (default: 1,2,4,8,16,32,64,128)\n"
+    "  --nprobe LIST   comma-separated probe counts, 'default' for the index default, 'all' for every\n"
+    "                  cluster (default: 1,2,4,8,16,32,64,128)\n"
     "  -k K            neighbours per query and recall@K (default 10)\n"
     "  --reps R        timed passes per probe count (default 3; the table shows the median)\n"
     "  --limit N       use the first N queries\n"
@@ -98,7 +99,7 @@ static long key_row(const uint8_t *k, size_t n)
     return v;
 }
 
-/* Parses "default,1,2" into probes (0 = the index default). */
+/* Parses "default,1,2,all" into probes (0 = the index default, UINT32_MAX = every cluster). */
 static int parse_probes(const char *s, uint32_t *probes, size_t *n)
 {
     *n = 0;
@@ -108,6 +109,8 @@ static int parse_probes(const char *s, uint32_t *probes, size_t *n)
         if (*n == MAX_PROBES) return -1;
         if (len == 7 && strncmp(s, "default", 7) == 0) {
             probes[(*n)++] = 0;
+        } else if (len == 3 && strncmp(s, "all", 3) == 0) {
+            probes[(*n)++] = UINT32_MAX; /* the search clamps it to nlist: every cluster */
         } else {
             char *end = NULL;
             unsigned long v = strtoul(s, &end, 10);
@@ -276,7 +279,7 @@ int main(int argc, char **argv)
     S3V_CHECK(ivf_index_verify(ix, S3V_NO_DEADLINE, &vr));
     uint32_t warm_probe = 0;
     for (size_t i = 0; i < nprobes; i++) {
-        uint32_t p = probes[i] ? probes[i] : m->default_nprobe;
+        uint32_t p = probes[i] == 0 ? m->default_nprobe : probes[i] > m->nlist ? m->nlist : probes[i];
         if (p > warm_probe) warm_probe = p;
     }
     lat = calloc(nq, sizeof *lat);
@@ -330,10 +333,10 @@ int main(int argc, char **argv)
                 p99[rep] = r->p99_ms;
             }
             const pass_result *r0 = &res[i];
-            printf("| %u%s | %.4f | %.0f | %.0f | %.3f | %.3f | %.0f |\n", r0->nprobe,
-                   probes[i] ? "" : " (default)", r0->recall, median(w, (size_t)reps),
-                   median(cp, (size_t)reps), median(p50, (size_t)reps), median(p99, (size_t)reps),
-                   r0->vectors_scanned);
+            printf("| %u%s%s | %.4f | %.0f | %.0f | %.3f | %.3f | %.0f |\n", r0->nprobe,
+                   probes[i] ? "" : " (default)", r0->nprobe == m->nlist ? " (all)" : "", r0->recall,
+                   median(w, (size_t)reps), median(cp, (size_t)reps), median(p50, (size_t)reps),
+                   median(p99, (size_t)reps), r0->vectors_scanned);
         }
         printf("\nmedian of %ld passes of %zu queries each; recall is the same in every pass\n", reps, nq);
     }

@@ -1,6 +1,7 @@
 # bench/plot_recall_qps.gp: recall@10 vs single-thread queries/s, ours beside FAISS IVFFlat (one data set).
 # Called by bench/bench_query.sh:
-#   gnuplot -e "data='DIR'; out='FILE.png'; title='...'" bench/plot_recall_qps.gp
+#   gnuplot -e "data='DIR'; out='FILE.png'; title='...'; xmax=0.999" bench/plot_recall_qps.gp
+# (xmax: the right end of the recall axis, 1 by default)
 # DIR holds one whitespace-separated file per curve, rows sorted by nprobe, columns:
 #   nprobe recall qps_thread_cpu qps_wall
 # ours.dat (ours, nlist exactly as FAISS), ours_split.dat (ours, default build: big clusters split),
@@ -10,6 +11,7 @@
 if (!exists("data")) data = "."
 if (!exists("out")) out = "recall_qps.png"
 if (!exists("title")) title = "recall@10 vs queries/s"
+if (!exists("xmax")) xmax = 1
 
 set terminal pngcairo size 1400,560 font "sans,10" noenhanced
 set output out
@@ -18,7 +20,7 @@ set logscale y
 set grid xtics ytics mytics lc rgb "#dddddd"
 # x: recall on a "nines" scale (distance from 1 on a log scale, shifted by 3e-5 so that a recall of 1,
 # no miss in 10,000 neighbours, has a place), so 0.9, 0.99 and 0.999 are evenly spaced
-set xrange [0.2:1]
+set xrange [0.2:xmax]
 set nonlinear x via -log10(1 + 3e-5 - x) inverse 1 + 3e-5 - 10**(-x)
 set xtics ("0.2" 0.2, "0.5" 0.5, "0.8" 0.8, "0.9" 0.9, "0.95" 0.95, "0.99" 0.99, "0.995" 0.995, "0.999" 0.999, "0.9999" 0.9999, "1" 1)
 set xlabel "recall@10 (log scale of 1 - recall)"
