@@ -36,8 +36,9 @@
  * `spherical` renormalises centroids after the update and the repair, as FAISS does.
  *
  * Memory beyond the input: the sample's row list (4 bytes per sampled point), the k-means++ subset
- * and its state, shared sums (k * dim doubles), workers + 1 partials (k * dim doubles each), and per
- * worker a block of rows and a tile of inner products.
+ * and its state, shared sums (k * dim doubles), workers + 1 partials (k * dim doubles each; fewer
+ * workers when these would pass PARTIALS_MAX_SIZE), and per worker a block of rows and a tile of
+ * inner products.
  *
  * Threads: a small pool started per call (the calling thread is worker 0); when a thread cannot be
  * created the call goes on with fewer, with the same result. */
@@ -70,8 +71,10 @@ enum {
     DEFAULT_MAX_POINTS_PER_CENTROID = 256,
 };
 /* Largest copy of the k-means++ subset, bytes. */
-#define KPP_MAX_SIZE ((size_t)128 << 20)
-#define SPLIT_EPS    (1.0f / 1024.0f)
+#define KPP_MAX_SIZE      ((size_t)128 << 20)
+/* Bytes of partial sums above which kmeans_train uses fewer workers (k 4096 x dim 1536: 20). */
+#define PARTIALS_MAX_SIZE ((size_t)1 << 30)
+#define SPLIT_EPS         (1.0f / 1024.0f)
 
 /* ---- worker pool ---------------------------------------------------------------------------- */
 
@@ -807,7 +810,12 @@ s3v_status kmeans_train(const float *x, size_t n, size_t dim, const kmeans_opts 
     size_t kpp_cap = KPP_MAX_SIZE / (dim * sizeof(float)); /* bounded copy, but at least k points */
     kpp_len = min_size(m, min_size(kpp_len, kpp_cap > k ? kpp_cap : k));
     const size_t nchunks = div_up(m, CHUNK_LEN);
-    const int nthreads = threads_resolve(opts->threads, nchunks);
+    /* workers + 1 partials of k * dim doubles: fewer workers when they would pass PARTIALS_MAX_SIZE
+     * (the result does not depend on the number of workers) */
+    size_t part_cap = PARTIALS_MAX_SIZE / (k * dim * sizeof(double));
+    int nthreads = threads_resolve(opts->threads, nchunks);
+    if (part_cap < 2) part_cap = 2;
+    if ((size_t)nthreads + 1 > part_cap) nthreads = (int)(part_cap - 1);
     const kern_table *kt = kern_get();
     uint64_t t0 = s3v_now_ns();
 

@@ -22,8 +22,9 @@
  * thread cannot be created the call goes on with fewer, with the same result).
  * Memory: the caller owns x and the output arrays; work buffers are freed before returning. Work
  * memory beyond the input, O(threads * k * dim + block): k * dim doubles of sums, the same again
- * per worker plus one, per worker a 384 x min(k, 1024) float tile (1.5 MiB) and a 384-row block,
- * 4 bytes per sampled point, and the k-means++ subset (at most 16 * k rows and 128 MiB). */
+ * per worker plus one (training uses fewer workers rather than pass 1 GiB of these), per worker a
+ * 384 x min(k, 1024) float tile (1.5 MiB) and a 384-row block, 4 bytes per sampled point, and the
+ * k-means++ subset (at most 16 * k rows and 128 MiB). */
 #ifndef S3V_KMEANS_H
 #define S3V_KMEANS_H
 
