@@ -57,6 +57,7 @@ cpu_model=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "bench_build.sh: $started, $cpu_model, $(nproc) CPUs, load average $load_start, commit $commit" >&2
 
+[ -f "$build/CMakeCache.txt" ] || cmake -S "$repo" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target s3vec bench_query >/dev/null
 s3vec=$build/cli/s3vec
 
