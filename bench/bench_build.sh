@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --build-dir) build=$(cd "$2" && pwd); shift 2 ;;
     --no-write) write=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench_build.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build=$(cd "$2" && pwd); shift 2 ;;
     --no-write) write=0; shift ;;
     --report-only) report_only=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "bench_query.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
