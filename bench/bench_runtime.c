@@ -413,7 +413,12 @@ int main(int argc, char **argv)
             nq = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--cold") && i + 1 < argc)
             cold = atoi(argv[++i]);
-        else {
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf(
+                "usage: bench_runtime [--source DIR] [--bootstrap PATH] [--data DIR] [--n N] [--queries Q] "
+                "[--cold C]\n(see the comment at the top of bench/bench_runtime.c)\n");
+            return 0;
+        } else {
             fprintf(stderr, "usage: bench_runtime [--source DIR] [--bootstrap PATH] [--data DIR] [--n N] "
                             "[--queries Q] [--cold C]\n");
             return 2;
