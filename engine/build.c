@@ -21,6 +21,7 @@
 #include "engine/kernels.h"
 #include "engine/kmeans.h"
 #include "engine/quant.h"
+#include "engine/score.h"
 #include "engine/topk.h"
 #include "engine/version.h"
 
@@ -73,6 +74,7 @@ typedef struct builder {
     tmpfile_ref *data_tmp;
     uint64_t *data_sizes;
     size_t data_len;
+    const uint8_t **data_maps; /* data_len mmaps of the written data objects, for calibration */
     tmpfile_ref keymap_tmp;
     uint64_t keymap_size;
     ivf_calib_point *calib;
@@ -330,6 +332,47 @@ static void km_progress(void *arg, int iter, int niter, double objective)
 {
     builder *b = arg;
     progress(b, "train", (uint64_t)iter, (uint64_t)niter);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The i8 quantizer's per-dimension range: the 0.25 and 99.75 percentiles of a sample rather than the
+ * extremes, so a few outliers (GloVe has values 13 standard deviations out) do not coarsen the grid for
+ * everything else; values beyond are clamped to the end codes. */
+static s3v_status fit_i8(builder *b)
+{
+    size_t m = b->n < 16384 ? (size_t)b->n : 16384;
+    s3v_rng rng;
+    s3v_rng_seed(&rng, b->seed ^ 0x6938ull);
+    uint32_t *ids = NULL;
+    S3V_TRY(sample_ids(b->n, m, &rng, &ids));
+    float *col = malloc(m * sizeof *col);
+    float *lo = malloc(b->dim * sizeof *lo), *hi = malloc(b->dim * sizeof *hi);
+    b->q_offset = malloc(b->dim * sizeof(float));
+    if (!col || !lo || !hi || !b->q_offset) {
+        free(ids);
+        free(col);
+        free(lo);
+        free(hi);
+        return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    }
+    size_t cut = m / 400;
+    for (uint32_t j = 0; j < b->dim; j++) {
+        for (size_t r = 0; r < m; r++) col[r] = row_of(b, ids[r])[j];
+        qsort(col, m, sizeof *col, cmp_float);
+        lo[j] = col[cut];
+        hi[j] = col[m - 1 - cut];
+    }
+    quant_i8_fit(b->dim, lo, hi, b->q_offset, &b->q_scale);
+    free(ids);
+    free(col);
+    free(lo);
+    free(hi);
+    return S3V_OK;
 }
 
 static s3v_status train(builder *b)
@@ -671,8 +714,10 @@ static int cmp_probe(const void *a, const void *b)
     return i < j ? -1 : i > j;
 }
 
+/* One calibration query: exact top-k over the float input (the truth), then the probe ladder scored
+ * exactly as queries will be, on the encoded blocks just written (so f16/i8 loss is measured too). */
 static s3v_status calib_one(calib_job *j, size_t qi, float *qbuf, float *cdist, float *pairs, topk *exact,
-                            topk *ivf)
+                            topk *ivf, ivf_scorer *sc, float *rdist)
 {
     builder *b = j->b;
     uint32_t self = j->queries[qi];
@@ -682,13 +727,8 @@ static s3v_status calib_one(calib_job *j, size_t qi, float *qbuf, float *cdist, 
     exact->k = k;
     for (uint64_t i = 0; i < b->n; i++)
         if (i != self) topk_push(exact, exact_score(b, qbuf, i), i);
-    /* probe order */
-    if (b->o->metric == IVF_METRIC_EUCLIDEAN)
-        b->kt->l2sq_f32_rows(qbuf, b->centroids, b->dim, b->nlist, cdist);
-    else {
-        b->kt->dot_f32_rows(qbuf, b->centroids, b->dim, b->nlist, cdist);
-        for (uint32_t c = 0; c < b->nlist; c++) cdist[c] = -cdist[c];
-    }
+    S3V_TRY(ivf_scorer_set_query(sc, qbuf));
+    ivf_scorer_centroids(sc, b->centroids, b->nlist, cdist);
     for (uint32_t c = 0; c < b->nlist; c++) {
         pairs[2 * c] = cdist[c];
         memcpy(&pairs[2 * c + 1], &c, 4);
@@ -700,8 +740,16 @@ static s3v_status calib_one(calib_job *j, size_t qi, float *qbuf, float *cdist, 
     for (uint32_t p = 0; p < b->nlist && li < j->nladder; p++) {
         uint32_t c;
         memcpy(&c, &pairs[2 * p + 1], 4);
-        for (uint64_t r = b->start[c]; r < b->start[c + 1]; r++)
-            if (b->order[r] != self) topk_push(ivf, exact_score(b, qbuf, b->order[r]), b->order[r]);
+        const ivf_cluster_ref *ref = &b->refs[c];
+        const uint8_t *blk = b->data_maps[ref->object] + ref->offset;
+        const uint8_t *vec = blk + IVF_BLOCK_HEADER_SIZE;
+        const uint8_t *norms =
+            b->inv_norm ? vec + (size_t)ref->count * b->dim * ivf_encoding_size(b->o->encoding) : NULL;
+        ivf_scorer_rows(sc, vec, norms, ref->count, rdist);
+        for (uint32_t r = 0; r < ref->count; r++) {
+            uint32_t id = b->order[b->start[c] + r];
+            if (id != self) topk_push(ivf, rdist[r], id);
+        }
         while (li < j->nladder && j->ladder[li] == p + 1) {
             size_t hit = 0;
             for (size_t x = 0; x < ivf->len; x++)
@@ -723,8 +771,15 @@ static void *calib_worker(void *arg)
     float *qbuf = malloc((size_t)b->dim * 4);
     float *cdist = malloc((size_t)b->nlist * 4);
     float *pairs = malloc((size_t)b->nlist * 8);
+    float *rdist = malloc(((size_t)b->rep->max_cluster + 1) * sizeof(float));
     topk exact = {0}, ivf = {0};
-    s3v_status st = (!qbuf || !cdist || !pairs) ? s3v_errorf(S3V_ERR_NOMEM, "out of memory") : S3V_OK;
+    ivf_scorer sc;
+    memset(&sc, 0, sizeof sc);
+    s3v_status st =
+        (!qbuf || !cdist || !pairs || !rdist) ? s3v_errorf(S3V_ERR_NOMEM, "out of memory") : S3V_OK;
+    if (st == S3V_OK)
+        st = ivf_scorer_init(&sc, b->o->metric, b->o->encoding, b->dim, b->q_offset, b->q_scale,
+                             (size_t)b->rep->max_cluster + 1);
     if (st == S3V_OK) st = topk_init(&exact, CALIB_K);
     if (st == S3V_OK) st = topk_init(&ivf, CALIB_K);
     for (;;) {
@@ -736,8 +791,10 @@ static void *calib_worker(void *arg)
             progress(b, "calibrate", qi, j->nq);
         pthread_mutex_unlock(&j->lock);
         if (stop) break;
-        st = calib_one(j, qi, qbuf, cdist, pairs, &exact, &ivf);
+        st = calib_one(j, qi, qbuf, cdist, pairs, &exact, &ivf, &sc, rdist);
     }
+    ivf_scorer_free(&sc);
+    free(rdist);
     topk_free(&exact);
     topk_free(&ivf);
     free(qbuf);
@@ -748,6 +805,10 @@ static void *calib_worker(void *arg)
 
 static s3v_status calibrate(builder *b)
 {
+    b->data_maps = calloc(b->data_len, sizeof *b->data_maps);
+    if (!b->data_maps) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < b->data_len; i++)
+        S3V_TRY(map_file(&b->data_tmp[i], (size_t)b->data_sizes[i], (const void **)&b->data_maps[i]));
     uint32_t ladder[64];
     size_t nl = 0;
     static const uint32_t base[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128};
@@ -918,8 +979,14 @@ static s3v_status commit(builder *b, const ivf_manifest *old, const char *old_et
     m.calib_len = b->calib_len;
     m.default_nprobe = b->nlist;
     b->rep->default_recall = b->calib_len ? b->calib[b->calib_len - 1].recall : 1.0f;
+    /* the smallest probe count reaching the target, or, when the encoding caps recall below it, within
+     * 0.01 of the best any probe count reaches */
+    float best = 0, target = CALIB_TARGET;
     for (size_t i = 0; i < b->calib_len; i++)
-        if (b->calib[i].recall >= CALIB_TARGET) {
+        if (b->calib[i].recall > best) best = b->calib[i].recall;
+    if (best - 0.01f < target) target = best - 0.01f;
+    for (size_t i = 0; i < b->calib_len; i++)
+        if (b->calib[i].recall >= target) {
             m.default_nprobe = b->calib[i].nprobe;
             b->rep->default_recall = b->calib[i].recall;
             break;
@@ -987,7 +1054,11 @@ static void builder_free(builder *b)
     tmp_close(&b->vec_tmp);
     tmp_close(&b->rest_tmp);
     tmp_close(&b->keymap_tmp);
-    for (size_t i = 0; i < b->data_len; i++) tmp_close(&b->data_tmp[i]);
+    for (size_t i = 0; i < b->data_len; i++) {
+        if (b->data_maps && b->data_maps[i]) munmap((void *)b->data_maps[i], (size_t)b->data_sizes[i]);
+        tmp_close(&b->data_tmp[i]);
+    }
+    free(b->data_maps);
     free(b->data_tmp);
     free(b->data_sizes);
     free(b->rest_off);
@@ -1079,14 +1150,7 @@ s3v_status ivf_build(s3v_storage *storage, const char *prefix, vec_reader *in, c
         goto fail;
     }
     b.nlist = o->nlist ? o->nlist : ivf_default_nlist(b.n);
-    if (o->encoding == IVF_ENC_I8) {
-        b.q_offset = malloc(b.dim * sizeof(float));
-        if (!b.q_offset) {
-            st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
-            goto fail;
-        }
-        quant_i8_fit(b.dim, b.vmin, b.vmax, b.q_offset, &b.q_scale);
-    }
+    if (o->encoding == IVF_ENC_I8) S3V_CHECK(fit_i8(&b));
 
     t0 = s3v_now_ns();
     S3V_CHECK(train(&b));

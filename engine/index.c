@@ -11,6 +11,7 @@
 #include "common/le.h"
 #include "engine/kernels.h"
 #include "engine/quant.h"
+#include "engine/score.h"
 #include "engine/topk.h"
 
 #define MANIFEST_CAP   (IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE)
@@ -33,15 +34,13 @@ struct ivf_index {
     char manifest_key[2048];
     uint32_t max_count;
     /* per-query scratch, sized at open */
-    float *dist;     /* max_count */
-    int32_t *idist;  /* max_count */
-    float *cdist;    /* nlist */
-    uint32_t *probe; /* nlist */
-    uint32_t *heap;  /* nlist */
-    uint8_t *mark;   /* nlist */
-    float *qf;       /* dim */
-    int8_t *cq;      /* dim */
-    float *rowbuf;   /* dim */
+    float *dist;       /* max_count */
+    float *cdist;      /* nlist */
+    uint32_t *probe;   /* nlist */
+    uint32_t *heap;    /* nlist */
+    uint8_t *mark;     /* nlist */
+    ivf_scorer scorer; /* the query being searched */
+    float *rowbuf;     /* dim */
 };
 
 /* ---- open ---- */
@@ -80,13 +79,11 @@ void ivf_index_close(ivf_index *ix)
     ivf_manifest_free(&ix->m);
     ivf_centroids_free(&ix->c);
     free(ix->dist);
-    free(ix->idist);
     free(ix->cdist);
     free(ix->probe);
     free(ix->heap);
     free(ix->mark);
-    free(ix->qf);
-    free(ix->cq);
+    ivf_scorer_free(&ix->scorer);
     free(ix->rowbuf);
     free(ix);
 }
@@ -162,16 +159,15 @@ s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *ca
         if (ix->c.clusters[i].count > ix->max_count) ix->max_count = ix->c.clusters[i].count;
     uint32_t d = ix->c.dim;
     ix->dist = malloc(((size_t)ix->max_count + 1) * sizeof(float));
-    ix->idist = malloc(((size_t)ix->max_count + 1) * sizeof(int32_t));
     ix->cdist = malloc((size_t)ix->c.nlist * sizeof(float));
     ix->probe = malloc((size_t)ix->c.nlist * sizeof(uint32_t));
     ix->heap = malloc((size_t)ix->c.nlist * sizeof(uint32_t));
     ix->mark = calloc(ix->c.nlist, 1);
-    ix->qf = malloc(d * sizeof(float));
-    ix->cq = malloc(d);
+    rc = ivf_scorer_init(&ix->scorer, ix->c.metric, ix->c.encoding, d, ix->c.q_offset, ix->c.q_scale,
+                         (size_t)ix->max_count + 1);
+    if (rc != S3V_OK) goto fail;
     ix->rowbuf = malloc(d * sizeof(float));
-    if (!ix->dist || !ix->idist || !ix->cdist || !ix->probe || !ix->heap || !ix->mark || !ix->qf || !ix->cq ||
-        !ix->rowbuf) {
+    if (!ix->dist || !ix->cdist || !ix->probe || !ix->heap || !ix->mark || !ix->rowbuf) {
         rc = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -398,60 +394,21 @@ typedef struct search_ctx {
     ivf_index *ix;
     const ivf_query *q;
     topk heap;
-    float sq, qoff; /* i8 inner products */
     ivf_stats *stats;
     held_set held;
 } search_ctx;
-
-static float finish_distance(const ivf_index *ix, float score)
-{
-    if (ix->c.metric == IVF_METRIC_EUCLIDEAN) return score > 0 ? sqrtf(score) : 0.0f;
-    return score;
-}
 
 static s3v_status scan_entry(void *arg, size_t hi, cache_entry *e)
 {
     search_ctx *s = arg;
     ivf_index *ix = s->ix;
     const ivf_block *b = &e->blk;
-    uint32_t n = b->count, d = ix->c.dim;
-    const kern_table *kt = ix->kt;
-    ivf_metric metric = ix->c.metric;
+    uint32_t n = b->count;
     float *dist = ix->dist;
     s->stats->clusters_scanned++;
     if (n == 0) return S3V_OK;
     s->stats->vectors_scanned += n;
-    switch (ix->c.encoding) {
-    case IVF_ENC_F32:
-        if (metric == IVF_METRIC_EUCLIDEAN)
-            kt->l2sq_f32_rows(ix->qf, (const float *)b->vectors, d, n, dist);
-        else
-            kt->dot_f32_rows(ix->qf, (const float *)b->vectors, d, n, dist);
-        break;
-    case IVF_ENC_F16:
-        if (metric == IVF_METRIC_EUCLIDEAN)
-            kt->l2sq_f16_rows(ix->qf, (const uint16_t *)b->vectors, d, n, dist);
-        else
-            kt->dot_f16_rows(ix->qf, (const uint16_t *)b->vectors, d, n, dist);
-        break;
-    case IVF_ENC_I8:
-        if (metric == IVF_METRIC_EUCLIDEAN) {
-            kt->l2sq_i8_rows(ix->cq, (const int8_t *)b->vectors, d, n, ix->idist);
-            float s2 = ix->c.q_scale * ix->c.q_scale;
-            for (uint32_t r = 0; r < n; r++) dist[r] = s2 * (float)ix->idist[r];
-        } else {
-            kt->dot_i8_rows(ix->cq, (const int8_t *)b->vectors, d, n, ix->idist);
-            float f = ix->c.q_scale * s->sq;
-            for (uint32_t r = 0; r < n; r++) dist[r] = s->qoff + f * (float)ix->idist[r];
-        }
-        break;
-    }
-    /* turn into "smaller is closer" scores */
-    if (metric == IVF_METRIC_COSINE) {
-        for (uint32_t r = 0; r < n; r++) dist[r] = 1.0f - dist[r] * le_get_f32(b->inv_norms + 4 * (size_t)r);
-    } else if (metric == IVF_METRIC_DOT) {
-        for (uint32_t r = 0; r < n; r++) dist[r] = -dist[r];
-    }
+    ivf_scorer_rows(&ix->scorer, b->vectors, b->inv_norms, n, dist);
     const s3v_filter *flt = s->q->filter;
     uint64_t base = (uint64_t)hi << 32;
     float bound = topk_bound(&s->heap);
@@ -469,7 +426,7 @@ static s3v_status scan_entry(void *arg, size_t hi, cache_entry *e)
     return S3V_OK;
 }
 
-static s3v_status prepare_query(ivf_index *ix, const ivf_query *q, search_ctx *s)
+static s3v_status prepare_query(ivf_index *ix, const ivf_query *q)
 {
     uint32_t d = ix->c.dim;
     if (q->dim != d)
@@ -477,29 +434,7 @@ static s3v_status prepare_query(ivf_index *ix, const ivf_query *q, search_ctx *s
                           q->dim, d);
     if (q->topk < 1 || q->topk > IVF_TOPK_MAX)
         return s3v_errorf(S3V_ERR_INVALID, "topK must be between 1 and %d", IVF_TOPK_MAX);
-    double ss = 0;
-    for (uint32_t j = 0; j < d; j++) {
-        if (!isfinite(q->vector[j]))
-            return s3v_errorf(S3V_ERR_INVALID, "query vector element %u is %s", j,
-                              isnan(q->vector[j]) ? "NaN" : "infinite");
-        ss += (double)q->vector[j] * q->vector[j];
-    }
-    memcpy(ix->qf, q->vector, d * sizeof(float));
-    if (ix->c.metric == IVF_METRIC_COSINE) {
-        if (!(ss > 0))
-            return s3v_errorf(S3V_ERR_INVALID,
-                              "a zero query vector has no direction under the cosine metric");
-        float inv = (float)(1.0 / sqrt(ss));
-        for (uint32_t j = 0; j < d; j++) ix->qf[j] *= inv;
-    }
-    if (ix->c.encoding == IVF_ENC_I8) {
-        quant_i8 qz = {d, ix->c.q_offset, ix->c.q_scale};
-        if (ix->c.metric == IVF_METRIC_EUCLIDEAN)
-            quant_i8_query_l2(&qz, ix->qf, ix->cq);
-        else
-            quant_i8_query_ip(&qz, ix->qf, ix->cq, &s->sq, &s->qoff);
-    }
-    return S3V_OK;
+    return ivf_scorer_set_query(&ix->scorer, q->vector);
 }
 
 static int probe_before(const float *dist, uint32_t a, uint32_t b)
@@ -641,7 +576,7 @@ s3v_status ivf_index_search(ivf_index *ix, const ivf_query *q, ivf_result *out)
     s.ix = ix;
     s.q = q;
     s.stats = &out->stats;
-    s3v_status st = prepare_query(ix, q, &s);
+    s3v_status st = prepare_query(ix, q);
     if (st != S3V_OK) return st;
     S3V_TRY(topk_init(&s.heap, q->topk));
     uint32_t nlist = ix->c.nlist;
@@ -652,13 +587,7 @@ s3v_status ivf_index_search(ivf_index *ix, const ivf_query *q, ivf_result *out)
     if (nprobe > nlist) nprobe = nlist;
     if (nprobe < 1) nprobe = 1;
     out->stats.nprobe = nprobe;
-    /* centroid distances in the assignment metric */
-    if (ix->c.metric == IVF_METRIC_EUCLIDEAN) {
-        ix->kt->l2sq_f32_rows(ix->qf, ix->c.centroids, ix->c.dim, nlist, ix->cdist);
-    } else {
-        ix->kt->dot_f32_rows(ix->qf, ix->c.centroids, ix->c.dim, nlist, ix->cdist);
-        for (uint32_t c = 0; c < nlist; c++) ix->cdist[c] = -ix->cdist[c];
-    }
+    ivf_scorer_centroids(&ix->scorer, ix->c.centroids, nlist, ix->cdist);
     for (uint32_t c = 0; c < nlist; c++) ix->probe[c] = c;
     out->stats.ms_probe = (double)(s3v_now_ns() - t0) / 1e6;
     uint32_t done = 0, round = nprobe;
@@ -679,7 +608,7 @@ s3v_status ivf_index_search(ivf_index *ix, const ivf_query *q, ivf_result *out)
     topk_sort(&s.heap);
     for (size_t i = 0; i < s.heap.len; i++) {
         cache_entry *e = s.held.e[s.heap.id[i] >> 32];
-        S3V_CHECK(add_hit(ix, e, (uint32_t)s.heap.id[i], finish_distance(ix, s.heap.dist[i]),
+        S3V_CHECK(add_hit(ix, e, (uint32_t)s.heap.id[i], ivf_scorer_distance(ix->c.metric, s.heap.dist[i]),
                           q->want_metadata, q->want_data, out, &cap));
     }
     fix_pointers(out);

@@ -3,6 +3,10 @@
 #include "common/log.h"
 #include "engine/kernels.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #if defined(S3VEC_HAVE_AVX2)
 const kern_table *kern_avx2_table(void); /* avx2.c */
 #endif
@@ -15,8 +19,10 @@ static const kern_table *chosen;
 const kern_table *kern_avx2(void)
 {
 #if defined(S3VEC_HAVE_AVX2)
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return kern_avx2_table();
+    /* F16C from CPUID (leaf 1, ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c" */
+    unsigned a, b, c, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c) return kern_avx2_table();
 #endif
     return NULL;
 }
