@@ -54,6 +54,8 @@ static s3v_status get_object(ivf_index *ix, const char *key, size_t cap, uint64_
         char where[2200];
         s3v_storage_describe(ix->st, key, where, sizeof where);
         s3v_buf_free(out);
+        /* the storage message usually names the object already */
+        if (strstr(s3v_errmsg(st), where) || strstr(s3v_errmsg(st), key)) return st;
         return s3v_error_context(st, "%s", where);
     }
     return S3V_OK;
