@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# scripts/demo.sh: set up, fetch GloVe-100 (340,479 word vectors, 1,000 query words), build an IVF index in a
-# local folder (data/glove-index), and run the 1,000 queries printing recall@10 and latency percentiles,
-# first with a cold cluster cache and then warm. Ground truth: ../shared/data's independent exact top-100
-# when it is beside the repository, else our own exact mode (scans every cluster).
+# scripts/demo.sh: set up, fetch GloVe-100 (340,479 word vectors, 1,000 query words) and run the real path
+# locally: the index is built into local S3 (moto, verifying signatures), the bootstrap serves it under the
+# local Lambda, and boto3's s3vectors client sends the 1,000 queries through the HTTP front, printing example
+# results, recall@10 and latency (scripts/demo_lambda.py).
+#   scripts/demo.sh --folder   the same queries on an index in a local folder with the s3vec CLI
+# Ground truth: ../shared/data's independent exact top-100 when it is beside the repository, else our own
+# exact mode (scans every cluster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 scripts/setup.sh
 data=${S3VEC_DATA_DIR:-$root/data}
 scripts/fetch-data.sh glove100 "$data"
+if [ "${1:-}" != "--folder" ]; then
+  exec python3 scripts/demo_lambda.py --data "$data"
+fi
 bin=build/release/cli/s3vec
 index=$data/glove-index
 
