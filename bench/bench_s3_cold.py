@@ -196,8 +196,8 @@ def schedule(sizes, conc, lat, rate):
 
 # ---- running the client -----------------------------------------------------------------------------
 
-def run_query(args, location, nq, nprobe, env):
-    cmd = [os.path.join(args.build_dir, "cli", "s3vec"), "query", location, "--queries", args.query_file,
+def run_query(args, location, nq, nprobe, env, prefix=()):
+    cmd = [*prefix, os.path.join(args.build_dir, "cli", "s3vec"), "query", location, "--queries", args.query_file,
            "--limit", str(nq), "--nprobe", str(nprobe), "--cache-mb", "0", "--stats"]
     if args.nice:
         cmd = ["nice", "-n", str(args.nice), *cmd]
@@ -256,6 +256,42 @@ def fetch_only(args, env, location, ranges_per_query):
             raise RuntimeError(f"s3_driver ranges failed: {r['msg']}")
         out.append(statistics.median(r["iter_ms"][1:]))
     return out
+
+
+PROFILE_GROUPS = (  # (name, test on the sample's stack, leaf first); the first that matches wins
+    ("page faults and returning memory (fresh range buffers)",
+     lambda st: any(k in f for f in st for k in ("exc_page_fault", "__do_sys_brk", "munmap", "sys_madvise"))),
+    ("kernel: TCP receive copy", lambda st: any("tcp_recvmsg" in f for f in st)),
+    ("CRC-32C of the blocks", lambda st: "crc32c" in st[0]),
+    ("kernel: other system calls (poll, send, ...)", lambda st: any("entry_SYSCALL" in f for f in st)),
+    ("kernel: interrupts and unresolved", lambda st: st[0].startswith("[") or any("irq" in f for f in st)),
+    ("memcpy (curl's buffer to the range buffer)", lambda st: "memmove" in st[0] or "memcpy" in st[0]),
+    ("scan and top-k", lambda st: any(k in st[0] for k in ("l2sq", "scan_entry", "topk", "dot_"))),
+    ("malloc/free", lambda st: any(k in st[0] for k in ("malloc", "free", "_int_", "unlink_chunk"))),
+    ("other user code (curl, s3 client, engine)", lambda st: True),
+)
+
+
+def profile(args, location, nq, nprobe, env):
+    """perf record of the client for one run; returns [(group, share)] of its CPU samples."""
+    data = os.path.join(args.work, "runs", "perf.data")
+    os.makedirs(os.path.dirname(data), exist_ok=True)
+    run_query(args, location, nq, nprobe, env, ("perf", "record", "-q", "-F", "2000", "-g", "-o", data))
+    out = subprocess.run(["perf", "script", "-i", data, "-F", "comm,ip,sym"], capture_output=True, text=True,
+                         timeout=600).stdout
+    counts = {name: 0 for name, _ in PROFILE_GROUPS}
+    stack, comm = [], ""
+    for line in out.splitlines() + [""]:
+        if line.startswith("\t"):
+            if comm == "s3vec":
+                parts = line.split()
+                stack.append(parts[1] if len(parts) > 1 else "?")
+            continue
+        if stack:
+            counts[next(name for name, test in PROFILE_GROUPS if test(stack))] += 1
+        stack, comm = [], line.strip()
+    total = sum(counts.values()) or 1
+    return [(k, v / total) for k, v in counts.items()], total
 
 
 def relay_capacity(args, harness, origin_port, location, key, obj_size):
@@ -317,9 +353,15 @@ def main():
     ap.add_argument("--skip", default="",
                     help="comma list of parts to skip: seq,overhead,capacity,fetch,torigin,tuned")
     ap.add_argument("--nice", type=int, default=0, help="run every process of the benchmark at this nice")
+    ap.add_argument("--profile", default="", help="ENC/NPROBE: perf record the client once under the model "
+                    "(relay) and print where its CPU goes")
     ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args()
     args.work = args.work or os.path.join(args.data, "s3bench")
+    for tool in (("cli", "s3vec"), ("tests", "s3_driver")):
+        if not os.access(os.path.join(args.build_dir, *tool), os.X_OK):
+            ap.error(f"{os.path.join(args.build_dir, *tool)} is missing: build first (cmake --preset release && "
+                     "cmake --build build/release), or give --build-dir")
     args.query_file = os.path.join(args.data, "glove100_query.fvecs")
     skip = set(filter(None, args.skip.split(",")))
     nprobes = [int(x) for x in args.nprobe.split(",")]
@@ -428,6 +470,12 @@ def main():
                   f"ms; req {s['requests']:.1f} (origin {s['origin_requests']:.2f}) bytes {s['bytes']:.0f}; "
                   f"load {load:.1f}; byte mismatches {bad}; CPU ms/query client {s['client_cpu_ms']:.1f} "
                   f"harness {[round(x, 1) for x in s['harness_cpu_ms']]}", flush=True)
+
+        if args.profile:
+            enc, nprobe = args.profile.split("/")
+            env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(args.concurrency)})
+            groups, samples = profile(args, f"s3://{BUCKET}/glove-{enc}", args.queries, int(nprobe), env)
+            results["profile"] = {"what": args.profile, "samples": samples, "groups": groups}
 
         if "fetch" not in skip:
             env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(args.concurrency)})
@@ -543,6 +591,16 @@ def report(res, args):
             n = len(f["fetch_ms"])
             qm = statistics.median(statistics.median(r["ms_list"][1:n + 1]) for r in par) if par else float("nan")
             print(f"| {f['enc']} | {f['nprobe']} | {fo:.1f} | {bd:.1f} | {fo / bd:.2f} | {qm:.1f} | {qm / fo:.2f} |")
+    if res.get("profile"):
+        p = res["profile"]
+        print()
+        print(f"Where the client's CPU goes, {p['what']} (enc/nprobe) under the model: perf record -F 2000 -g of "
+              f"s3vec query, {p['samples']} samples, grouped by the sample's stack")
+        print()
+        print("| group | share of the client's CPU |")
+        print("|---|---:|")
+        for name, share in p["groups"]:
+            print(f"| {name} | {100 * share:.1f}% |")
     bad = {k: v for k, v in res["mismatch"].items() if v}
     print()
     print("probed-cluster check: the recomputed ranges' bytes equal the client's bytes for every query"
