@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "engine/score.h"
 #include "engine/topk.h"
 #include "engine/version.h"
+#include "engine/wal.h"
 
 #define DATA_OBJECT_MAX (4ull << 30) /* roll over to a new data object beyond this */
 #define TRAIN_MEM_MAX   (1ull << 30) /* bytes of training sample */
@@ -46,6 +48,7 @@ typedef struct builder {
     uint64_t n;
     int threads;
     uint64_t seed;
+    uint64_t deadline;
     char tmp_base[4096];
     /* spill */
     tmpfile_ref vec_tmp, rest_tmp;
@@ -79,6 +82,8 @@ typedef struct builder {
     uint64_t keymap_size;
     ivf_calib_point *calib;
     size_t calib_len;
+    uint64_t trained_count; /* for the manifest's "training" */
+    double trained_mean;
 } builder;
 
 uint32_t ivf_default_nlist(uint64_t count)
@@ -195,7 +200,7 @@ static s3v_status map_file(tmpfile_ref *t, size_t size, const void **out)
 }
 
 /* Pass 1: validate, spill, hash keys, per-dimension ranges. */
-static s3v_status pass_read(builder *b, vec_reader *in)
+static s3v_status pass_read(builder *b, const ivf_source *in)
 {
     s3v_status st = S3V_OK;
     wbuf vw = {0}, rw = {0};
@@ -216,12 +221,12 @@ static s3v_status pass_read(builder *b, vec_reader *in)
         b->vmin[j] = INFINITY;
         b->vmax[j] = -INFINITY;
     }
-    uint64_t hint = vec_reader_count_hint(in);
+    uint64_t hint = in->count_hint;
     if (hint) S3V_CHECK(grow(b, hint));
     for (;;) {
         vec_record rec;
         int has = 0;
-        S3V_CHECK(vec_reader_next(in, &rec, &has));
+        S3V_CHECK(in->next(in->arg, &rec, &has));
         if (!has) break;
         uint64_t i = b->n;
         S3V_CHECK(grow(b, i + 1));
@@ -410,14 +415,22 @@ static s3v_status train(builder *b)
     return st;
 }
 
+/* Assigns every vector to its nearest centroid; the mean assignment distance (euclidean |x - c|, cosine
+ * 1 - cos, dot -x.c) goes to b->rep->mean_distance. */
 static s3v_status assign_all(builder *b, const char *phase)
 {
     float *batch = NULL;
+    float *dist = malloc((size_t)ASSIGN_BATCH * sizeof *dist);
+    if (!dist) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
     if (b->o->metric == IVF_METRIC_COSINE) {
         batch = malloc((size_t)ASSIGN_BATCH * b->dim * 4);
-        if (!batch) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        if (!batch) {
+            free(dist);
+            return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        }
     }
     s3v_status st = S3V_OK;
+    double sum = 0;
     for (uint64_t first = 0; first < b->n; first += ASSIGN_BATCH) {
         size_t m = (size_t)(b->n - first < ASSIGN_BATCH ? b->n - first : ASSIGN_BATCH);
         const float *x = row_of(b, first);
@@ -426,12 +439,18 @@ static s3v_status assign_all(builder *b, const char *phase)
             x = batch;
         }
         st = kmeans_assign(x, m, b->dim, b->centroids, b->nlist, km_metric(b), b->threads, b->assign + first,
-                           NULL);
+                           dist);
         if (st != S3V_OK) break;
+        for (size_t i = 0; i < m; i++)
+            sum += b->o->metric == IVF_METRIC_EUCLIDEAN ? sqrt(dist[i] > 0 ? dist[i] : 0)
+                   : b->o->metric == IVF_METRIC_COSINE  ? 1.0 + dist[i]
+                                                        : dist[i];
         progress(b, phase, first + m, b->n);
     }
     free(batch);
+    free(dist);
     if (st != S3V_OK) return st;
+    b->rep->mean_distance = b->n ? sum / (double)b->n : 0;
     memset(b->counts, 0, b->nlist * sizeof *b->counts);
     for (uint64_t i = 0; i < b->n; i++) b->counts[b->assign[i]]++;
     return S3V_OK;
@@ -880,8 +899,8 @@ static s3v_status put_named(builder *b, const char *gen, const char *name, const
     gen_name(rel, gen, name);
     S3V_TRY(ivf_key_join(b->prefix, rel, key, sizeof key));
     s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
-    s3v_status st = path ? s3v_storage_put_file(b->st, key, path, &cond, S3V_NO_DEADLINE, NULL)
-                         : s3v_storage_put(b->st, key, mem->ptr, mem->len, &cond, S3V_NO_DEADLINE, NULL);
+    s3v_status st = path ? s3v_storage_put_file(b->st, key, path, &cond, b->deadline, NULL)
+                         : s3v_storage_put(b->st, key, mem->ptr, mem->len, &cond, b->deadline, NULL);
     if (st != S3V_OK) return s3v_error_context(st, "uploading %s", key);
     return S3V_OK;
 }
@@ -900,34 +919,61 @@ static int del_one(void *arg, const char *key, uint64_t size, int is_prefix)
     return 0;
 }
 
-/* Deletes every object of generation `gen` under the index prefix. */
-static s3v_status delete_generation(s3v_storage *st, const char *prefix, const char *gen)
+/* Deletes every object whose key starts with p. */
+static s3v_status delete_prefix(s3v_storage *st, const char *p)
 {
-    char p[2048], rel[IVF_NAME_MAX + 2];
-    snprintf(rel, sizeof rel, "%s/", gen);
-    int n =
-        (prefix && *prefix) ? snprintf(p, sizeof p, "%s/%s", prefix, rel) : snprintf(p, sizeof p, "%s", rel);
-    if (n < 0 || (size_t)n >= sizeof p) return s3v_errorf(S3V_ERR_INVALID, "prefix too long");
     del_ctx d = {st, S3V_OK};
     s3v_list_req req = {p, NULL, NULL, 0};
     S3V_TRY(s3v_storage_list(st, &req, S3V_NO_DEADLINE, del_one, &d));
     return d.status;
 }
 
+/* Deletes every object of generation `gen` under the index prefix. */
+static s3v_status delete_generation(s3v_storage *st, const char *prefix, const char *gen)
+{
+    char p[2048], rel[IVF_NAME_MAX + 2];
+    snprintf(rel, sizeof rel, "%s/", gen);
+    S3V_TRY(ivf_key_join(prefix, rel, p, sizeof p));
+    return delete_prefix(st, p);
+}
+
+static uint64_t random_u64(void)
+{
+    uint64_t v;
+    if (getrandom(&v, sizeof v, 0) == (ssize_t)sizeof v) return v;
+    s3v_rng r; /* no entropy source: time and process id */
+    s3v_rng_seed(&r, s3v_now_ns() ^ ((uint64_t)getpid() << 32) ^ s3v_wall_ms());
+    return s3v_rng_next(&r);
+}
+
+void ivf_generation_new(uint32_t counter, char out[IVF_NAME_MAX])
+{
+    snprintf(out, IVF_NAME_MAX, "g%08x-%08x", counter, (uint32_t)random_u64());
+}
+
+uint64_t ivf_incarnation_new(void) { return random_u64(); }
+
 static s3v_status commit(builder *b, const ivf_manifest *old, const char *old_etag)
 {
     s3v_status st = S3V_OK;
     ivf_manifest m;
     memset(&m, 0, sizeof m);
-    s3v_rng rng;
-    s3v_rng_seed(&rng, s3v_now_ns() ^ ((uint64_t)getpid() << 32));
-    uint32_t counter = 1;
-    if (old) {
-        unsigned long c = strtoul(old->generation + 1, NULL, 16);
-        counter = (uint32_t)c + 1;
-    }
-    snprintf(m.generation, sizeof m.generation, "g%08x-%08x", counter, (uint32_t)s3v_rng_next(&rng));
+    uint32_t counter = old ? ivf_generation_counter(old->generation) + 1 : 1;
+    ivf_generation_new(counter, m.generation);
     snprintf(b->rep->generation, sizeof b->rep->generation, "%s", m.generation);
+    const ivf_manifest *base = b->o->base;
+    if (base) { /* compaction: the same index instance, its log folded up to wal_start */
+        m.incarnation = base->incarnation;
+        m.wal_start = b->o->wal_start;
+        m.grace_seconds = base->grace_seconds;
+        m.retired = (ivf_retired *)b->o->retired; /* borrowed */
+        m.retired_len = b->o->retired_len;
+    } else { /* a new index, or a replacement: a new incarnation with an empty log */
+        m.incarnation = ivf_incarnation_new();
+        m.grace_seconds = b->o->grace_seconds ? b->o->grace_seconds : IVF_GRACE_DEFAULT_S;
+    }
+    m.trained_count = b->trained_count;
+    m.trained_mean_distance = b->trained_mean;
     if (old)
         snprintf(m.creation_time, sizeof m.creation_time, "%s", old->creation_time);
     else
@@ -1022,13 +1068,19 @@ static s3v_status commit(builder *b, const ivf_manifest *old, const char *old_et
     m.calib = NULL; /* borrowed */
     m.non_filterable = NULL;
     m.non_filterable_len = 0;
+    m.retired = NULL;
+    m.retired_len = 0;
     if (st != S3V_OK) goto fail;
     progress(b, "upload", b->data_len + 3, b->data_len + 3);
     b->rep->seconds_upload = secs_since(t0);
-    if (old) {
-        s3v_status ds = delete_generation(b->st, b->prefix, old->generation);
+    if (old && !base) { /* a replacement: the old generation and its log go now */
+        s3v_status ds = old->nlist ? delete_generation(b->st, b->prefix, old->generation) : S3V_OK;
         if (ds != S3V_OK)
             s3v_log(S3V_LOG_WARN, "old generation %s not fully deleted: %s", old->generation, s3v_errmsg(ds));
+        char wal[2048];
+        ds = wal_folder(b->prefix, old->incarnation, wal, sizeof wal);
+        if (ds == S3V_OK) ds = delete_prefix(b->st, wal);
+        if (ds != S3V_OK) s3v_log(S3V_LOG_WARN, "old log not fully deleted: %s", s3v_errmsg(ds));
     }
     ivf_manifest_free(&m);
     s3v_buf_free(&cbuf);
@@ -1037,6 +1089,8 @@ fail:
     m.calib = NULL;
     m.non_filterable = NULL;
     m.non_filterable_len = 0;
+    m.retired = NULL;
+    m.retired_len = 0;
     ivf_manifest_free(&m);
     s3v_buf_free(&cbuf);
     if (b->rep->generation[0]) {
@@ -1104,8 +1158,75 @@ static s3v_status read_old(s3v_storage *st, const char *prefix, ivf_manifest *m,
     return rc;
 }
 
+static s3v_status reader_next(void *arg, vec_record *rec, int *has) { return vec_reader_next(arg, rec, has); }
+
 s3v_status ivf_build(s3v_storage *storage, const char *prefix, vec_reader *in, const ivf_build_opts *o,
                      ivf_build_report *rep)
+{
+    ivf_source src = {reader_next, in, vec_reader_dim(in), vec_reader_count_hint(in)};
+    return ivf_build_from(storage, prefix, &src, o, rep);
+}
+
+static s3v_status check_deadline(const builder *b, const char *phase)
+{
+    if (b->deadline != S3V_NO_DEADLINE && s3v_now_ns() > b->deadline)
+        return s3v_errorf(S3V_ERR_TIMEOUT, "the deadline passed before the %s phase; nothing was published",
+                          phase);
+    return S3V_OK;
+}
+
+/* With given centroids: assign, then decide whether the index needs a new k-means training. */
+static s3v_status assign_or_retrain(builder *b)
+{
+    const ivf_build_opts *o = b->o;
+    ivf_build_report *rep = b->rep;
+    const char *reason = NULL;
+    if (o->centroids && o->centroids_len) {
+        b->nlist = o->centroids_len;
+        b->centroids = malloc((size_t)b->nlist * b->dim * 4);
+        b->counts = calloc(b->nlist, sizeof *b->counts);
+        if (!b->centroids || !b->counts) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        memcpy(b->centroids, o->centroids, (size_t)b->nlist * b->dim * 4);
+        S3V_TRY(assign_all(b, "assign"));
+        double growth = o->growth_factor > 0 ? o->growth_factor : 2.0;
+        double drift = o->drift_factor > 0 ? o->drift_factor : 1.2;
+        if (b->n < b->nlist)
+            reason = "shrink"; /* fewer vectors than clusters: most would be empty */
+        else if (o->trained_count && (double)b->n >= growth * (double)o->trained_count)
+            reason = "growth";
+        else if (o->metric != IVF_METRIC_DOT && o->trained_mean_distance > 0 &&
+                 rep->mean_distance > drift * o->trained_mean_distance)
+            reason = "drift";
+        else if (!o->trained_count && o->force_retrain)
+            reason = "forced";
+        if (!reason) {
+            b->trained_count = o->trained_count ? o->trained_count : b->n;
+            b->trained_mean = o->trained_mean_distance > 0 ? o->trained_mean_distance : rep->mean_distance;
+            return S3V_OK;
+        }
+        free(b->centroids);
+        free(b->counts);
+        b->centroids = NULL;
+        b->counts = NULL;
+    } else {
+        reason = "new";
+    }
+    rep->retrained = 1;
+    rep->retrain_reason = reason;
+    b->nlist = o->nlist && o->nlist <= b->n ? o->nlist : ivf_default_nlist(b->n);
+    uint64_t t0 = s3v_now_ns();
+    S3V_TRY(train(b));
+    rep->seconds_train = secs_since(t0);
+    b->counts = calloc(b->nlist, sizeof *b->counts);
+    if (!b->counts) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    S3V_TRY(assign_all(b, "assign"));
+    b->trained_count = b->n;
+    b->trained_mean = -1; /* measured after splitting */
+    return S3V_OK;
+}
+
+s3v_status ivf_build_from(s3v_storage *storage, const char *prefix, const ivf_source *in,
+                          const ivf_build_opts *o, ivf_build_report *rep)
 {
     ivf_build_report local_rep;
     if (!rep) rep = &local_rep;
@@ -1118,8 +1239,9 @@ s3v_status ivf_build(s3v_storage *storage, const char *prefix, vec_reader *in, c
     b.o = o;
     b.rep = rep;
     b.kt = kern_get();
-    b.dim = vec_reader_dim(in);
+    b.dim = in->dim;
     b.seed = o->seed;
+    b.deadline = o->deadline_ns ? o->deadline_ns : S3V_NO_DEADLINE;
     b.threads = o->threads > 0 ? o->threads : kmeans_default_threads();
     snprintf(b.tmp_base, sizeof b.tmp_base, "%s/s3vec-build-%d", o->tmp_dir ? o->tmp_dir : "/tmp",
              (int)getpid());
@@ -1129,14 +1251,18 @@ s3v_status ivf_build(s3v_storage *storage, const char *prefix, vec_reader *in, c
     memset(&old, 0, sizeof old);
     char old_etag[S3V_ETAG_MAX] = "";
     int exists = 0;
-    S3V_CHECK(read_old(storage, b.prefix, &old, old_etag, &exists));
-    if (exists && !o->overwrite) {
-        char where[2048], key[2048];
-        S3V_CHECK(ivf_key_join(b.prefix, "manifest", key, sizeof key));
-        s3v_storage_describe(storage, key, where, sizeof where);
-        st = s3v_errorf(S3V_ERR_CONFLICT, "an index already exists at %s (use --overwrite to replace it)",
-                        where);
-        goto fail;
+    if (o->base) {
+        snprintf(old_etag, sizeof old_etag, "%s", o->base_etag ? o->base_etag : "");
+    } else {
+        S3V_CHECK(read_old(storage, b.prefix, &old, old_etag, &exists));
+        if (exists && !o->overwrite) {
+            char where[2048], key[2048];
+            S3V_CHECK(ivf_key_join(b.prefix, "manifest", key, sizeof key));
+            s3v_storage_describe(storage, key, where, sizeof where);
+            st = s3v_errorf(S3V_ERR_CONFLICT, "an index already exists at %s (use --overwrite to replace it)",
+                            where);
+            goto fail;
+        }
     }
 
     t0 = s3v_now_ns();
@@ -1144,44 +1270,84 @@ s3v_status ivf_build(s3v_storage *storage, const char *prefix, vec_reader *in, c
     rep->seconds_read = secs_since(t0);
     rep->count = b.n;
     rep->dim = b.dim;
-    if (o->nlist > b.n) {
+    if (b.n == 0) {
+        st = s3v_errorf(S3V_ERR_INVALID, "no vectors to index");
+        goto fail;
+    }
+    if (o->nlist > b.n && !o->centroids) {
         st = s3v_errorf(S3V_ERR_INVALID, "--nlist %u is larger than the number of vectors (%llu)", o->nlist,
                         (unsigned long long)b.n);
         goto fail;
     }
-    b.nlist = o->nlist ? o->nlist : ivf_default_nlist(b.n);
     if (o->encoding == IVF_ENC_I8) S3V_CHECK(fit_i8(&b));
-
-    t0 = s3v_now_ns();
-    S3V_CHECK(train(&b));
-    rep->seconds_train = secs_since(t0);
+    S3V_CHECK(check_deadline(&b, "assign"));
 
     t0 = s3v_now_ns();
     b.assign = malloc((size_t)b.n * sizeof *b.assign);
-    b.counts = calloc(b.nlist, sizeof *b.counts);
-    if (!b.assign || !b.counts) {
+    if (!b.assign) {
         st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    S3V_CHECK(assign_all(&b, "assign"));
+    S3V_CHECK(assign_or_retrain(&b));
     S3V_CHECK(split_large(&b));
-    rep->seconds_assign = secs_since(t0);
+    if (b.trained_mean < 0) b.trained_mean = rep->mean_distance;
+    rep->seconds_assign = secs_since(t0) - rep->seconds_train;
     rep->nlist = b.nlist;
+    S3V_CHECK(check_deadline(&b, "write"));
 
     t0 = s3v_now_ns();
     S3V_CHECK(group_by_cluster(&b));
     S3V_CHECK(write_keymap(&b));
     S3V_CHECK(write_clusters(&b));
     rep->seconds_write = secs_since(t0);
+    S3V_CHECK(check_deadline(&b, "calibrate"));
 
     t0 = s3v_now_ns();
     S3V_CHECK(calibrate(&b));
     rep->seconds_calibrate = secs_since(t0);
+    S3V_CHECK(check_deadline(&b, "upload"));
 
-    S3V_CHECK(commit(&b, exists ? &old : NULL, old_etag));
+    S3V_CHECK(commit(&b, o->base ? o->base : exists ? &old : NULL, old_etag));
     rep->seconds_total = secs_since(t_all);
 fail:
     ivf_manifest_free(&old);
     builder_free(&b);
     return st;
+}
+
+s3v_status ivf_create_empty(s3v_storage *st, const char *prefix, uint32_t dim, ivf_metric metric,
+                            ivf_encoding encoding, const char *const *non_filterable,
+                            size_t non_filterable_len, uint32_t grace_seconds, uint64_t deadline,
+                            ivf_manifest *out)
+{
+    if (dim == 0 || dim > IVF_DIM_MAX)
+        return s3v_errorf(S3V_ERR_INVALID, "dimension must be between 1 and %d", IVF_DIM_MAX);
+    ivf_manifest m;
+    memset(&m, 0, sizeof m);
+    ivf_generation_new(0, m.generation);
+    iso_now(m.creation_time, sizeof m.creation_time);
+    m.dimension = dim;
+    m.metric = metric;
+    m.encoding = encoding;
+    m.incarnation = ivf_incarnation_new();
+    m.grace_seconds = grace_seconds ? grace_seconds : IVF_GRACE_DEFAULT_S;
+    m.non_filterable = (char **)non_filterable;
+    m.non_filterable_len = non_filterable_len;
+    s3v_buf buf;
+    s3v_buf_init(&buf, IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE);
+    char key[2048];
+    s3v_status rc = ivf_key_join(prefix, "manifest", key, sizeof key);
+    if (rc == S3V_OK) rc = ivf_manifest_encode(&m, &buf);
+    if (rc == S3V_OK) {
+        s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
+        rc = s3v_storage_put(st, key, buf.ptr, buf.len, &cond, deadline, NULL);
+        if (rc == S3V_ERR_PRECONDITION) {
+            char where[2200];
+            s3v_storage_describe(st, key, where, sizeof where);
+            rc = s3v_errorf(S3V_ERR_CONFLICT, "an index already exists at %s", where);
+        }
+    }
+    if (rc == S3V_OK && out) rc = ivf_manifest_decode(buf.ptr, buf.len, out);
+    s3v_buf_free(&buf);
+    return rc;
 }

@@ -87,6 +87,27 @@ s3v_status ivf_key_join(const char *prefix, const char *name, char *out, size_t 
     return S3V_OK;
 }
 
+uint32_t ivf_generation_counter(const char *g) { return (uint32_t)strtoul(g + 1, NULL, 16); }
+
+void ivf_incarnation_format(uint64_t inc, char out[17])
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)inc);
+}
+
+static int parse_incarnation(const char *s, uint64_t *out)
+{
+    if (strlen(s) != 16) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = s[i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return 0;
+        v = (v << 4) | (uint64_t)d;
+    }
+    *out = v;
+    return 1;
+}
+
 int ivf_generation_valid(const char *g)
 {
     if (!g || strlen(g) != 18 || g[0] != 'g' || g[9] != '-') return 0;
@@ -150,7 +171,8 @@ static const char *const KNOWN_FIELDS[] = {"format",       "generation",
                                            "centroids",    "data",
                                            "keymap",       "defaultNprobe",
                                            "calibration",  "nonFilterableMetadataKeys",
-                                           "build"};
+                                           "build",        "wal",
+                                           "retired",      "training"};
 
 static int is_known(const char *name)
 {
@@ -166,9 +188,68 @@ void ivf_manifest_free(ivf_manifest *m)
     free(m->calib);
     for (size_t i = 0; i < m->non_filterable_len; i++) free(m->non_filterable[i]);
     free(m->non_filterable);
+    free(m->retired);
     cJSON_Delete(m->build);
     cJSON_Delete(m->extra);
     memset(m, 0, sizeof *m);
+}
+
+static s3v_status common_from_json(const cJSON *root, ivf_manifest *m);
+
+/* "wal", "retired" and "training" (all optional: an index from before the log has none). */
+static s3v_status wal_from_json(const cJSON *root, ivf_manifest *m)
+{
+    uint64_t v;
+    m->grace_seconds = IVF_GRACE_DEFAULT_S;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "wal");
+    if (w) {
+        if (!cJSON_IsObject(w)) return s3v_errorf(S3V_ERR_CORRUPT, "manifest field 'wal' is not an object");
+        const cJSON *inc = cJSON_GetObjectItemCaseSensitive(w, "incarnation");
+        if (!cJSON_IsString(inc) || !parse_incarnation(inc->valuestring, &m->incarnation))
+            return s3v_errorf(S3V_ERR_CORRUPT, "manifest field 'wal.incarnation' is not 16 hex digits");
+        S3V_TRY(get_u64(w, "start", 1ull << 52, &m->wal_start));
+        S3V_TRY(get_u64(w, "graceSeconds", IVF_GRACE_MAX_S, &v));
+        if (v < IVF_GRACE_MIN_S) return s3v_errorf(S3V_ERR_CORRUPT, "manifest field 'wal.graceSeconds' is 0");
+        m->grace_seconds = (uint32_t)v;
+    }
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(root, "retired");
+    if (r) {
+        int n = cJSON_GetArraySize(r);
+        if (!cJSON_IsArray(r) || n > IVF_RETIRED_MAX)
+            return s3v_errorf(S3V_ERR_CORRUPT, "manifest field 'retired' is not a list of at most %d entries",
+                              IVF_RETIRED_MAX);
+        m->retired = calloc((size_t)(n ? n : 1), sizeof *m->retired);
+        if (!m->retired) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        for (const cJSON *e = r->child; e; e = e->next) {
+            ivf_retired *x = &m->retired[m->retired_len];
+            if (!cJSON_IsObject(e))
+                return s3v_errorf(S3V_ERR_CORRUPT, "manifest retired entry not an object");
+            S3V_TRY(get_u64(e, "at", 1ull << 52, &x->at_ms));
+            if (cJSON_GetObjectItemCaseSensitive(e, "generation")) {
+                S3V_TRY(get_name(e, "generation", x->generation, sizeof x->generation));
+                if (!ivf_generation_valid(x->generation))
+                    return s3v_errorf(S3V_ERR_CORRUPT, "manifest retired generation '%s' is not valid",
+                                      x->generation);
+            } else {
+                S3V_TRY(get_u64(e, "walFrom", 1ull << 52, &x->wal_from));
+                S3V_TRY(get_u64(e, "walTo", 1ull << 52, &x->wal_to));
+                if (x->wal_from > x->wal_to)
+                    return s3v_errorf(S3V_ERR_CORRUPT, "manifest retired log range is reversed");
+            }
+            m->retired_len++;
+        }
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "training");
+    if (t) {
+        if (!cJSON_IsObject(t))
+            return s3v_errorf(S3V_ERR_CORRUPT, "manifest field 'training' is not an object");
+        S3V_TRY(get_u64(t, "count", 1ull << 40, &m->trained_count));
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(t, "meanDistance");
+        if (!cJSON_IsNumber(md) || !isfinite(md->valuedouble))
+            return s3v_errorf(S3V_ERR_CORRUPT, "manifest field 'training.meanDistance' is not valid");
+        m->trained_mean_distance = md->valuedouble;
+    }
+    return S3V_OK;
 }
 
 static s3v_status manifest_from_json(const cJSON *root, ivf_manifest *m)
@@ -193,8 +274,16 @@ static s3v_status manifest_from_json(const cJSON *root, ivf_manifest *m)
         return s3v_errorf(S3V_ERR_CORRUPT, "manifest encoding missing or unknown");
     S3V_TRY(get_u64(root, "count", 1ull << 40, &m->count));
     S3V_TRY(get_u64(root, "nlist", IVF_NLIST_MAX, &v));
-    if (v == 0) return s3v_errorf(S3V_ERR_CORRUPT, "manifest nlist is 0");
     m->nlist = (uint32_t)v;
+    S3V_TRY(wal_from_json(root, m));
+    if (m->nlist == 0) { /* an empty index: nothing but the description */
+        if (m->count != 0 || cJSON_GetObjectItemCaseSensitive(root, "centroids") ||
+            cJSON_GetObjectItemCaseSensitive(root, "data") ||
+            cJSON_GetObjectItemCaseSensitive(root, "keymap"))
+            return s3v_errorf(S3V_ERR_CORRUPT,
+                              "manifest of an empty index (nlist 0) names vectors or objects");
+        return common_from_json(root, m);
+    }
     S3V_TRY(get_objref(root, "centroids", m->centroids_key, &m->centroids_size));
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "centroids");
     S3V_TRY(get_u64(c, "crc32c", UINT32_MAX, &v));
@@ -217,6 +306,13 @@ static s3v_status manifest_from_json(const cJSON *root, ivf_manifest *m)
         if (!name_ok(m->data[i].key)) return s3v_errorf(S3V_ERR_CORRUPT, "manifest data key not valid");
         S3V_TRY(get_u64(d, "size", UINT64_MAX >> 12, &m->data[i].size));
     }
+    return common_from_json(root, m);
+}
+
+/* Fields every manifest may have (also an empty index's). */
+static s3v_status common_from_json(const cJSON *root, ivf_manifest *m)
+{
+    int n;
     const cJSON *cal = cJSON_GetObjectItemCaseSensitive(root, "calibration");
     if (cJSON_IsArray(cal)) {
         n = cJSON_GetArraySize(cal);
@@ -323,13 +419,15 @@ s3v_status ivf_manifest_encode(const ivf_manifest *m, s3v_buf *out)
     cJSON_AddStringToObject(root, "encoding", ivf_encoding_name(m->encoding));
     cJSON_AddNumberToObject(root, "count", (double)m->count);
     cJSON_AddNumberToObject(root, "nlist", m->nlist);
-    cJSON *c = objref(m->centroids_key, m->centroids_size);
-    if (c) cJSON_AddNumberToObject(c, "crc32c", m->centroids_crc);
-    cJSON_AddItemToObject(root, "centroids", c);
-    cJSON *data = cJSON_AddArrayToObject(root, "data");
-    for (size_t i = 0; data && i < m->data_len; i++)
-        cJSON_AddItemToArray(data, objref(m->data[i].key, m->data[i].size));
-    cJSON_AddItemToObject(root, "keymap", objref(m->keymap_key, m->keymap_size));
+    if (m->nlist) {
+        cJSON *c = objref(m->centroids_key, m->centroids_size);
+        if (c) cJSON_AddNumberToObject(c, "crc32c", m->centroids_crc);
+        cJSON_AddItemToObject(root, "centroids", c);
+        cJSON *data = cJSON_AddArrayToObject(root, "data");
+        for (size_t i = 0; data && i < m->data_len; i++)
+            cJSON_AddItemToArray(data, objref(m->data[i].key, m->data[i].size));
+        cJSON_AddItemToObject(root, "keymap", objref(m->keymap_key, m->keymap_size));
+    }
     cJSON_AddNumberToObject(root, "defaultNprobe", m->default_nprobe);
     cJSON *cal = cJSON_AddArrayToObject(root, "calibration");
     for (size_t i = 0; cal && i < m->calib_len; i++) {
@@ -341,6 +439,37 @@ s3v_status ivf_manifest_encode(const ivf_manifest *m, s3v_buf *out)
     cJSON *nf = cJSON_AddArrayToObject(root, "nonFilterableMetadataKeys");
     for (size_t i = 0; nf && i < m->non_filterable_len; i++)
         cJSON_AddItemToArray(nf, cJSON_CreateString(m->non_filterable[i]));
+    cJSON *w = cJSON_AddObjectToObject(root, "wal");
+    if (w) {
+        char inc[17];
+        ivf_incarnation_format(m->incarnation, inc);
+        cJSON_AddStringToObject(w, "incarnation", inc);
+        cJSON_AddNumberToObject(w, "start", (double)m->wal_start);
+        cJSON_AddNumberToObject(w, "graceSeconds", m->grace_seconds ? m->grace_seconds : IVF_GRACE_DEFAULT_S);
+    }
+    if (m->retired_len) {
+        cJSON *ra = cJSON_AddArrayToObject(root, "retired");
+        for (size_t i = 0; ra && i < m->retired_len; i++) {
+            const ivf_retired *x = &m->retired[i];
+            cJSON *e = cJSON_CreateObject();
+            if (!e) break;
+            if (x->generation[0]) {
+                cJSON_AddStringToObject(e, "generation", x->generation);
+            } else {
+                cJSON_AddNumberToObject(e, "walFrom", (double)x->wal_from);
+                cJSON_AddNumberToObject(e, "walTo", (double)x->wal_to);
+            }
+            cJSON_AddNumberToObject(e, "at", (double)x->at_ms);
+            cJSON_AddItemToArray(ra, e);
+        }
+    }
+    if (m->trained_count) {
+        cJSON *t = cJSON_AddObjectToObject(root, "training");
+        if (t) {
+            cJSON_AddNumberToObject(t, "count", (double)m->trained_count);
+            cJSON_AddNumberToObject(t, "meanDistance", m->trained_mean_distance);
+        }
+    }
     if (m->build) cJSON_AddItemToObject(root, "build", cJSON_Duplicate(m->build, 1));
     for (const cJSON *it = m->extra ? m->extra->child : NULL; it; it = it->next)
         if (it->string && !is_known(it->string))

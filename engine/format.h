@@ -53,6 +53,20 @@ typedef struct ivf_calib_point {
     float recall;
 } ivf_calib_point;
 
+#define IVF_GRACE_DEFAULT_S 1200 /* seconds retired objects outlive their retirement (> Lambda's 15 min) */
+#define IVF_GRACE_MIN_S     1
+#define IVF_GRACE_MAX_S     (7 * 24 * 3600)
+#define IVF_RETIRED_MAX     4096 /* entries in the manifest's retired list */
+
+/* Something a compaction (or build) replaced, kept until `at_ms` + grace so that queries and writers
+ * that read an older manifest finish safely; then the garbage collector deletes it. Either a whole
+ * generation (generation[0] != 0) or the log objects wal_from..wal_to (inclusive). */
+typedef struct ivf_retired {
+    char generation[IVF_NAME_MAX]; /* "" for a log range */
+    uint64_t wal_from, wal_to;
+    uint64_t at_ms; /* wall clock, ms since the epoch */
+} ivf_retired;
+
 typedef struct ivf_manifest {
     char generation[IVF_NAME_MAX];
     char creation_time[40];
@@ -73,10 +87,22 @@ typedef struct ivf_manifest {
     size_t calib_len;
     char **non_filterable;
     size_t non_filterable_len;
+    /* write-ahead log (FORMAT.md "Write-ahead log"); an index written before the log existed decodes
+     * with incarnation 0, wal_start 0 and the default grace */
+    uint64_t incarnation;   /* random id of this index instance (CreateIndex / build of a new index) */
+    uint64_t wal_start;     /* first log sequence number not folded into the generation */
+    uint32_t grace_seconds; /* how long retired objects are kept */
+    ivf_retired *retired;
+    size_t retired_len;
+    /* the last full k-means training: vector count and mean assignment distance (0 = unknown) */
+    uint64_t trained_count;
+    double trained_mean_distance;
     cJSON *build; /* informational object, may be NULL; owned */
     cJSON *extra; /* every body field this version does not interpret, kept on re-encode; owned */
 } ivf_manifest;
 
+/* nlist 0 is an empty index (CreateIndex, or everything deleted): count 0, no centroids, data, key map or
+ * calibration; it has a generation name but no generation objects. */
 S3V_MUST_USE s3v_status ivf_manifest_decode(const uint8_t *p, size_t n, ivf_manifest *out);
 /* Appends the encoded manifest to out. */
 S3V_MUST_USE s3v_status ivf_manifest_encode(const ivf_manifest *m, s3v_buf *out);
@@ -168,5 +194,9 @@ S3V_MUST_USE s3v_status ivf_key_join(const char *prefix, const char *name, char 
 
 /* Validates a generation name "g<8 hex>-<8 hex>". */
 int ivf_generation_valid(const char *gen);
+/* The counter of a valid generation name (g<counter>-<random>). */
+uint32_t ivf_generation_counter(const char *gen);
+/* Incarnation ids are written as 16 lower-case hex digits. out holds 17 bytes. */
+void ivf_incarnation_format(uint64_t inc, char out[17]);
 
 #endif

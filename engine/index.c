@@ -9,16 +9,20 @@
 #include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/le.h"
+#include "common/log.h"
 #include "engine/kernels.h"
 #include "engine/quant.h"
 #include "engine/score.h"
 #include "engine/topk.h"
+#include "engine/tail.h"
+#include "engine/wal.h"
 
 #define MANIFEST_CAP   (IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE)
 #define CENTROIDS_CAP  ((size_t)2 << 30)
 #define LIST_DEFAULT   500
 #define LIST_MAX_BYTES (1u << 20)
 #define LIST_BATCH     8
+#define TAIL_FETCH     32 /* log objects fetched in parallel */
 
 struct ivf_index {
     s3v_storage *st;
@@ -41,6 +45,9 @@ struct ivf_index {
     uint8_t *mark;     /* nlist */
     ivf_scorer scorer; /* the query being searched */
     float *rowbuf;     /* dim */
+    /* the unindexed tail */
+    ivf_tail *tail;
+    uint64_t manifest_wall_ms; /* when the manifest in m was read (or last confirmed) */
 };
 
 /* ---- open ---- */
@@ -87,11 +94,150 @@ void ivf_index_close(ivf_index *ix)
     free(ix->mark);
     ivf_scorer_free(&ix->scorer);
     free(ix->rowbuf);
+    ivf_tail_free(ix->tail);
     free(ix);
+}
+
+/* ---- the log ---- */
+
+typedef struct tail_fetch {
+    ivf_index *ix;
+    const wal_slot *slots;
+    uint8_t **bytes; /* per range, taken from the storage's buffers */
+    size_t *sizes;
+} tail_fetch;
+
+static s3v_status on_log_range(void *arg, size_t i, s3v_status st, s3v_buf *data)
+{
+    tail_fetch *f = arg;
+    if (st != S3V_OK) return st;
+    f->bytes[i] = s3v_buf_take(data, &f->sizes[i]);
+    if (!f->bytes[i])
+        return s3v_errorf(S3V_ERR_CORRUPT, "log object %llu is empty", (unsigned long long)f->slots[i].seq);
+    return S3V_OK;
+}
+
+static s3v_status log_corrupt(ivf_index *ix, s3v_status st, uint64_t seq)
+{
+    char key[WAL_KEY_MAX], where[WAL_KEY_MAX + 256];
+    if (wal_object_key(ix->prefix, ix->m.incarnation, seq, key, sizeof key) != S3V_OK) return st;
+    s3v_storage_describe(ix->st, key, where, sizeof where);
+    return s3v_error_context(st, "log object %s", where);
+}
+
+/* Verifies one fetched log object and applies it to the tail (the tail takes the bytes). */
+static s3v_status apply_object(ivf_index *ix, uint8_t *bytes, size_t size, uint64_t seq)
+{
+    wal_object o;
+    s3v_status st = wal_object_parse(bytes, size, ix->m.incarnation, seq, ix->m.dimension, &o);
+    if (st != S3V_OK) {
+        free(bytes);
+        return log_corrupt(ix, st, seq);
+    }
+    return ivf_tail_apply(ix->tail, bytes, &o);
+}
+
+/* Reads the slots listed from the tail's next slot on, TAIL_FETCH at a time in parallel. */
+static s3v_status tail_read_listed(ivf_index *ix, uint64_t deadline, ivf_refresh_info *info)
+{
+    wal_slot *slots = NULL;
+    size_t n = 0;
+    info->requests++;
+    S3V_TRY(wal_list_slots(ix->st, ix->prefix, ix->m.incarnation, ivf_tail_next(ix->tail), 0, deadline,
+                           &slots, &n));
+    s3v_status st = S3V_OK;
+    char(*keys)[WAL_KEY_MAX] = malloc(TAIL_FETCH * sizeof *keys);
+    s3v_range *ranges = malloc(TAIL_FETCH * sizeof *ranges);
+    uint8_t **bytes = calloc(TAIL_FETCH, sizeof *bytes);
+    size_t *sizes = calloc(TAIL_FETCH, sizeof *sizes);
+    if (!keys || !ranges || !bytes || !sizes) {
+        st = s3v_errorf(S3V_ERR_NOMEM, "out of memory reading the log");
+        goto fail;
+    }
+    for (size_t first = 0; first < n && st == S3V_OK; first += TAIL_FETCH) {
+        size_t m = n - first < TAIL_FETCH ? n - first : TAIL_FETCH;
+        for (size_t i = 0; i < m; i++) {
+            const wal_slot *sl = &slots[first + i];
+            if (sl->size < WAL_HEADER_SIZE || sl->size > WAL_MAX_OBJECT_SIZE) {
+                st = log_corrupt(
+                    ix,
+                    s3v_errorf(S3V_ERR_CORRUPT, "size %llu is out of range", (unsigned long long)sl->size),
+                    sl->seq);
+                goto fail;
+            }
+            st = wal_object_key(ix->prefix, ix->m.incarnation, sl->seq, keys[i], sizeof keys[i]);
+            if (st != S3V_OK) goto fail;
+            ranges[i] = (s3v_range){keys[i], 0, sl->size};
+        }
+        tail_fetch f = {ix, slots + first, bytes, sizes};
+        info->requests += (uint32_t)m;
+        st = s3v_storage_get_ranges(ix->st, ranges, m, deadline, on_log_range, &f);
+        for (size_t i = 0; i < m; i++) {
+            if (st == S3V_OK) {
+                st = apply_object(ix, bytes[i], sizes[i], slots[first + i].seq);
+                if (st == S3V_OK) info->objects++;
+            } else {
+                free(bytes[i]);
+            }
+            bytes[i] = NULL;
+        }
+    }
+fail:
+    free(slots);
+    free(keys);
+    free(ranges);
+    free(bytes);
+    free(sizes);
+    return st;
+}
+
+/* Reads slot after slot until one is missing; switches to a listing when several are new. */
+static s3v_status tail_catch_up(ivf_index *ix, uint64_t deadline, ivf_refresh_info *info)
+{
+    char key[WAL_KEY_MAX];
+    for (int found = 0;; found++) {
+        if (found == 2) return tail_read_listed(ix, deadline, info);
+        uint64_t seq = ivf_tail_next(ix->tail);
+        S3V_TRY(wal_object_key(ix->prefix, ix->m.incarnation, seq, key, sizeof key));
+        s3v_buf b;
+        s3v_buf_init(&b, WAL_MAX_OBJECT_SIZE);
+        info->requests++;
+        s3v_status st = s3v_storage_get(ix->st, key, deadline, &b, NULL);
+        if (st == S3V_ERR_NOT_FOUND) {
+            s3v_buf_free(&b);
+            s3v_error_clear();
+            return S3V_OK;
+        }
+        if (st != S3V_OK) {
+            s3v_buf_free(&b);
+            return st;
+        }
+        size_t size;
+        uint8_t *bytes = s3v_buf_take(&b, &size);
+        if (!bytes) return log_corrupt(ix, s3v_errorf(S3V_ERR_CORRUPT, "empty object"), seq);
+        S3V_TRY(apply_object(ix, bytes, size, seq));
+        info->objects++;
+    }
+}
+
+static s3v_status read_manifest_into(ivf_index *ix, uint64_t deadline, ivf_manifest *out)
+{
+    s3v_buf buf;
+    S3V_TRY(get_object(ix, ix->manifest_key, MANIFEST_CAP, deadline, &buf, NULL));
+    s3v_status st = ivf_manifest_decode(buf.ptr, buf.len, out);
+    s3v_buf_free(&buf);
+    if (st != S3V_OK) return corrupt_in(ix, st, ix->manifest_key);
+    return S3V_OK;
 }
 
 s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *cache, uint64_t deadline,
                           ivf_index **out)
+{
+    return ivf_index_open_ex(st, prefix, cache, NULL, deadline, out);
+}
+
+s3v_status ivf_index_open_ex(s3v_storage *st, const char *prefix, cluster_cache *cache,
+                             const ivf_open_opts *opts, uint64_t deadline, ivf_index **out)
 {
     s3v_status rc = S3V_OK;
     s3v_buf buf = {0};
@@ -111,60 +257,64 @@ s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *ca
     ix->uid = cluster_cache_new_uid();
     rc = ivf_key_join(ix->prefix, "manifest", ix->manifest_key, sizeof ix->manifest_key);
     if (rc != S3V_OK) goto fail;
-    rc = get_object(ix, ix->manifest_key, MANIFEST_CAP, deadline, &buf, NULL);
+    ix->manifest_wall_ms = s3v_wall_ms();
+    rc = read_manifest_into(ix, deadline, &ix->m);
     if (rc != S3V_OK) goto fail;
-    rc = ivf_manifest_decode(buf.ptr, buf.len, &ix->m);
-    s3v_buf_free(&buf);
-    if (rc != S3V_OK) {
-        rc = corrupt_in(ix, rc, ix->manifest_key);
-        goto fail;
-    }
     char key[2048];
-    rc = ivf_key_join(ix->prefix, ix->m.centroids_key, key, sizeof key);
-    if (rc != S3V_OK) goto fail;
-    rc = get_object(ix, key, CENTROIDS_CAP, deadline, &buf, NULL);
-    if (rc != S3V_OK) goto fail;
-    if (buf.len != ix->m.centroids_size || s3v_crc32c(0, buf.ptr, buf.len) != ix->m.centroids_crc) {
-        rc = corrupt_in(ix, s3v_errorf(S3V_ERR_CORRUPT, "size or checksum does not match the manifest"), key);
-        goto fail;
-    }
-    sizes = malloc(ix->m.data_len * sizeof *sizes);
-    ix->data_keys = calloc(ix->m.data_len, sizeof *ix->data_keys);
-    if (!sizes || !ix->data_keys) {
-        rc = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < ix->m.data_len; i++) {
-        sizes[i] = ix->m.data[i].size;
-        char dk[2048];
-        rc = ivf_key_join(ix->prefix, ix->m.data[i].key, dk, sizeof dk);
+    if (ix->m.nlist == 0) { /* an empty index: nothing but the log */
+        ix->c.dim = ix->m.dimension;
+        ix->c.metric = ix->m.metric;
+        ix->c.encoding = ix->m.encoding;
+    } else {
+        rc = ivf_key_join(ix->prefix, ix->m.centroids_key, key, sizeof key);
         if (rc != S3V_OK) goto fail;
-        ix->data_keys[i] = strdup(dk);
-        if (!ix->data_keys[i]) {
+        rc = get_object(ix, key, CENTROIDS_CAP, deadline, &buf, NULL);
+        if (rc != S3V_OK) goto fail;
+        if (buf.len != ix->m.centroids_size || s3v_crc32c(0, buf.ptr, buf.len) != ix->m.centroids_crc) {
+            rc = corrupt_in(ix, s3v_errorf(S3V_ERR_CORRUPT, "size or checksum does not match the manifest"),
+                            key);
+            goto fail;
+        }
+        sizes = malloc(ix->m.data_len * sizeof *sizes);
+        ix->data_keys = calloc(ix->m.data_len, sizeof *ix->data_keys);
+        if (!sizes || !ix->data_keys) {
             rc = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
             goto fail;
         }
+        for (size_t i = 0; i < ix->m.data_len; i++) {
+            sizes[i] = ix->m.data[i].size;
+            char dk[2048];
+            rc = ivf_key_join(ix->prefix, ix->m.data[i].key, dk, sizeof dk);
+            if (rc != S3V_OK) goto fail;
+            ix->data_keys[i] = strdup(dk);
+            if (!ix->data_keys[i]) {
+                rc = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+                goto fail;
+            }
+        }
+        rc = ivf_centroids_decode(buf.ptr, buf.len, sizes, ix->m.data_len, ix->m.keymap_size, &ix->c);
+        if (rc != S3V_OK) {
+            rc = corrupt_in(ix, rc, key);
+            goto fail;
+        }
+        if (ix->c.dim != ix->m.dimension || ix->c.nlist != ix->m.nlist || ix->c.encoding != ix->m.encoding ||
+            ix->c.metric != ix->m.metric || ix->c.count != ix->m.count) {
+            rc = corrupt_in(ix, s3v_errorf(S3V_ERR_CORRUPT, "centroids header does not match the manifest"),
+                            key);
+            goto fail;
+        }
+        rc = ivf_key_join(ix->prefix, ix->m.keymap_key, ix->keymap_key, sizeof ix->keymap_key);
+        if (rc != S3V_OK) goto fail;
     }
-    rc = ivf_centroids_decode(buf.ptr, buf.len, sizes, ix->m.data_len, ix->m.keymap_size, &ix->c);
-    if (rc != S3V_OK) {
-        rc = corrupt_in(ix, rc, key);
-        goto fail;
-    }
-    if (ix->c.dim != ix->m.dimension || ix->c.nlist != ix->m.nlist || ix->c.encoding != ix->m.encoding ||
-        ix->c.metric != ix->m.metric || ix->c.count != ix->m.count) {
-        rc = corrupt_in(ix, s3v_errorf(S3V_ERR_CORRUPT, "centroids header does not match the manifest"), key);
-        goto fail;
-    }
-    rc = ivf_key_join(ix->prefix, ix->m.keymap_key, ix->keymap_key, sizeof ix->keymap_key);
-    if (rc != S3V_OK) goto fail;
     for (uint32_t i = 0; i < ix->c.nlist; i++)
         if (ix->c.clusters[i].count > ix->max_count) ix->max_count = ix->c.clusters[i].count;
     uint32_t d = ix->c.dim;
+    size_t nl = ix->c.nlist ? ix->c.nlist : 1;
     ix->dist = malloc(((size_t)ix->max_count + 1) * sizeof(float));
-    ix->cdist = malloc((size_t)ix->c.nlist * sizeof(float));
-    ix->probe = malloc((size_t)ix->c.nlist * sizeof(uint32_t));
-    ix->heap = malloc((size_t)ix->c.nlist * sizeof(uint32_t));
-    ix->mark = calloc(ix->c.nlist, 1);
+    ix->cdist = malloc(nl * sizeof(float));
+    ix->probe = malloc(nl * sizeof(uint32_t));
+    ix->heap = malloc(nl * sizeof(uint32_t));
+    ix->mark = calloc(nl, 1);
     rc = ivf_scorer_init(&ix->scorer, ix->c.metric, ix->c.encoding, d, ix->c.q_offset, ix->c.q_scale,
                          (size_t)ix->max_count + 1);
     if (rc != S3V_OK) goto fail;
@@ -175,6 +325,14 @@ s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *ca
     }
     s3v_buf_free(&buf);
     free(sizes);
+    sizes = NULL;
+    if (!opts || !opts->no_tail) {
+        rc = ivf_tail_new(d, ix->m.metric, ix->m.wal_start, opts ? opts->tail_max_bytes : 0, &ix->tail);
+        if (rc != S3V_OK) goto fail;
+        ivf_refresh_info ri = {0};
+        rc = tail_read_listed(ix, deadline, &ri); /* a listing is strongly consistent: no probe needed */
+        if (rc != S3V_OK) goto fail;
+    }
     *out = ix;
     return S3V_OK;
 fail:
@@ -190,23 +348,42 @@ const ivf_centroids *ivf_index_centroids(const ivf_index *ix) { return &ix->c; }
 size_t ivf_index_memory(const ivf_index *ix)
 {
     const ivf_centroids *c = &ix->c;
+    ivf_tail_counts tc = {0};
+    if (ix->tail) ivf_tail_get_counts(ix->tail, &tc);
     return (size_t)c->nlist * c->dim * 4 + (size_t)c->nlist * sizeof(ivf_cluster_ref) +
            (size_t)c->npages * sizeof(ivf_keypage_ref) + ((size_t)ix->max_count + 1) * 8 +
-           (size_t)c->nlist * 8;
+           (size_t)c->nlist * 8 + tc.bytes;
 }
 
 s3v_status ivf_index_check_fresh(ivf_index *ix, uint64_t deadline, int *changed)
 {
-    s3v_buf buf;
-    S3V_TRY(get_object(ix, ix->manifest_key, MANIFEST_CAP, deadline, &buf, NULL));
+    uint64_t t = s3v_wall_ms();
     ivf_manifest m;
-    s3v_status st = ivf_manifest_decode(buf.ptr, buf.len, &m);
-    s3v_buf_free(&buf);
-    if (st != S3V_OK) return corrupt_in(ix, st, ix->manifest_key);
-    *changed = strcmp(m.generation, ix->m.generation) != 0;
+    S3V_TRY(read_manifest_into(ix, deadline, &m));
+    *changed = strcmp(m.generation, ix->m.generation) != 0 || m.incarnation != ix->m.incarnation;
+    if (!*changed) ix->manifest_wall_ms = t;
     ivf_manifest_free(&m);
     return S3V_OK;
 }
+
+s3v_status ivf_index_refresh(ivf_index *ix, uint64_t deadline, int *reopen, ivf_refresh_info *info)
+{
+    ivf_refresh_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    *reopen = 0;
+    if (!ix->tail) return S3V_OK;
+    uint64_t now = s3v_wall_ms();
+    if (now < ix->manifest_wall_ms || now - ix->manifest_wall_ms > (uint64_t)ix->m.grace_seconds * 250) {
+        info->manifest_checked = 1;
+        info->requests++;
+        S3V_TRY(ivf_index_check_fresh(ix, deadline, reopen));
+        if (*reopen) return S3V_OK;
+    }
+    return tail_catch_up(ix, deadline, info);
+}
+
+const ivf_tail *ivf_index_tail(const ivf_index *ix) { return ix->tail; }
 
 uint32_t ivf_index_nprobe_for_recall(const ivf_index *ix, float recall)
 {
@@ -398,7 +575,16 @@ typedef struct search_ctx {
     topk heap;
     ivf_stats *stats;
     held_set held;
+    int shadow; /* the tail has keys: generation candidates are checked against it */
 } search_ctx;
+
+/* 1 when row r of a generation block has a newer record (put or delete) in the tail. */
+static int shadowed(ivf_index *ix, const ivf_rest *rs, uint32_t r)
+{
+    const uint8_t *k = rs->keys + rs->key_off[r];
+    size_t kl = rs->key_off[r + 1] - rs->key_off[r];
+    return ivf_tail_lookup(ix->tail, k, kl, ivf_key_hash(k, kl), NULL) != IVF_TAIL_ABSENT;
+}
 
 static s3v_status scan_entry(void *arg, size_t hi, cache_entry *e)
 {
@@ -416,6 +602,13 @@ static s3v_status scan_entry(void *arg, size_t hi, cache_entry *e)
     float bound = topk_bound(&s->heap);
     for (uint32_t r = 0; r < n; r++) {
         if (!(dist[r] <= bound)) continue;
+        if (s->shadow) {
+            if (!e->rest_ready) S3V_TRY(cluster_cache_rest(ix->cache, e));
+            if (shadowed(ix, &e->rest, r)) {
+                s->stats->tail_shadowed++;
+                continue;
+            }
+        }
         if (flt) {
             if (!e->rest_ready) S3V_TRY(cluster_cache_rest(ix->cache, e));
             s->stats->filter_evaluations++;
@@ -543,6 +736,41 @@ static s3v_status add_hit(ivf_index *ix, cache_entry *e, uint32_t r, float dista
     return S3V_OK;
 }
 
+/* Appends one hit from live row `row` of the tail. */
+static s3v_status add_tail_hit(ivf_index *ix, uint32_t row, float distance, int want_meta, int want_data,
+                               ivf_result *out, size_t *cap)
+{
+    if (out->len == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        ivf_hit *h = realloc(out->hits, nc * sizeof *h);
+        if (!h) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+        out->hits = h;
+        *cap = nc;
+    }
+    ivf_tail_row tr;
+    ivf_tail_get_row(ix->tail, row, &tr);
+    ivf_hit *h = &out->hits[out->len];
+    memset(h, 0, sizeof *h);
+    size_t off;
+    h->key_len = tr.key_len;
+    S3V_TRY(arena_put(&out->arena, tr.key, tr.key_len, 1, &off));
+    h->key = (const uint8_t *)(uintptr_t)(off + 1);
+    h->distance = distance;
+    if (want_meta && tr.meta && tr.meta_len) {
+        S3V_TRY(arena_put(&out->arena, tr.meta, tr.meta_len, 1, &off));
+        h->meta = (const uint8_t *)(uintptr_t)(off + 1);
+        h->meta_len = tr.meta_len;
+    }
+    if (want_data) {
+        uint32_t d = ix->c.dim;
+        for (uint32_t j = 0; j < d; j++) ix->rowbuf[j] = le_get_f32(tr.vector + 4 * (size_t)j);
+        S3V_TRY(arena_put(&out->arena, ix->rowbuf, d * sizeof(float), sizeof(float), &off));
+        h->data = (const float *)(uintptr_t)(off + 1);
+    }
+    out->len++;
+    return S3V_OK;
+}
+
 /* Turns arena offsets (stored +1 so that 0 stays NULL) into pointers. */
 static void fix_pointers(ivf_result *out)
 {
@@ -581,13 +809,16 @@ s3v_status ivf_index_search(ivf_index *ix, const ivf_query *q, ivf_result *out)
     s3v_status st = prepare_query(ix, q);
     if (st != S3V_OK) return st;
     S3V_TRY(topk_init(&s.heap, q->topk));
+    ivf_tail_counts tc = {0};
+    if (ix->tail) ivf_tail_get_counts(ix->tail, &tc);
+    s.shadow = tc.keys > 0;
     uint32_t nlist = ix->c.nlist;
     uint32_t nprobe = q->exact               ? nlist
                       : q->nprobe            ? q->nprobe
                       : q->recall_target > 0 ? ivf_index_nprobe_for_recall(ix, q->recall_target)
                                              : ix->m.default_nprobe;
     if (nprobe > nlist) nprobe = nlist;
-    if (nprobe < 1) nprobe = 1;
+    if (nprobe < 1 && nlist) nprobe = 1;
     out->stats.nprobe = nprobe;
     ivf_scorer_centroids(&ix->scorer, ix->c.centroids, nlist, ix->cdist);
     for (uint32_t c = 0; c < nlist; c++) ix->probe[c] = c;
@@ -607,11 +838,25 @@ s3v_status ivf_index_search(ivf_index *ix, const ivf_query *q, ivf_result *out)
         }
         round = round * 2;
     }
+    if (tc.live) { /* the tail, exactly: after the generation, so its k-th distance bounds the scan */
+        uint64_t t1 = s3v_now_ns();
+        ivf_tail_search_stats ts;
+        S3V_CHECK(ivf_tail_search(ix->tail, q->vector, q->filter, &s.heap, &ts));
+        out->stats.tail_vectors = ts.live;
+        out->stats.tail_scored = ts.exact;
+        out->stats.filter_evaluations += ts.filter_evaluations;
+        out->stats.ms_tail = (double)(s3v_now_ns() - t1) / 1e6;
+    }
     topk_sort(&s.heap);
     for (size_t i = 0; i < s.heap.len; i++) {
+        float dist = ivf_scorer_distance(ix->c.metric, s.heap.dist[i]);
+        if (s.heap.id[i] & IVF_TAIL_ID_BIT) {
+            S3V_CHECK(add_tail_hit(ix, (uint32_t)(s.heap.id[i] & ~IVF_TAIL_ID_BIT), dist, q->want_metadata,
+                                   q->want_data, out, &cap));
+            continue;
+        }
         cache_entry *e = s.held.e[s.heap.id[i] >> 32];
-        S3V_CHECK(add_hit(ix, e, (uint32_t)s.heap.id[i], ivf_scorer_distance(ix->c.metric, s.heap.dist[i]),
-                          q->want_metadata, q->want_data, out, &cap));
+        S3V_CHECK(add_hit(ix, e, (uint32_t)s.heap.id[i], dist, q->want_metadata, q->want_data, out, &cap));
     }
     fix_pointers(out);
     out->stats.ms_total = (double)(s3v_now_ns() - t0) / 1e6;
@@ -701,14 +946,18 @@ s3v_status ivf_index_get(ivf_index *ix, const uint8_t *const *keys, const size_t
     size_t ncl = 0;
     get_ctx g = {0};
     get_ctx gc = {0};
-    if (!hashes || !slots) {
+    uint8_t *in_tail = calloc(n ? n : 1, 1); /* IVF_TAIL_* state of each key */
+    uint32_t *tail_row = calloc(n ? n : 1, sizeof *tail_row);
+    if (!hashes || !slots || !in_tail || !tail_row) {
         st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
         goto fail;
     }
     size_t ns = 0;
     for (size_t i = 0; i < n; i++) {
         hashes[i] = ivf_key_hash(keys[i], key_lens[i]);
-        ns += pages_for_hash(ix, hashes[i], slots + ns, 8);
+        if (ix->tail)
+            in_tail[i] = (uint8_t)ivf_tail_lookup(ix->tail, keys[i], key_lens[i], hashes[i], &tail_row[i]);
+        if (in_tail[i] == IVF_TAIL_ABSENT) ns += pages_for_hash(ix, hashes[i], slots + ns, 8);
     }
     ns = uniq_u32(slots, ns);
     g.slots = slots;
@@ -728,6 +977,7 @@ s3v_status ivf_index_get(ivf_index *ix, const uint8_t *const *keys, const size_t
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t ps[8];
+        if (in_tail[i] != IVF_TAIL_ABSENT) continue;
         size_t np = pages_for_hash(ix, hashes[i], ps, 8);
         for (size_t k = 0; k < np; k++) {
             cache_entry *e = find_slot(&g, ps[k]);
@@ -768,6 +1018,11 @@ s3v_status ivf_index_get(ivf_index *ix, const uint8_t *const *keys, const size_t
     size_t cap = 0;
     for (size_t i = 0; i < n; i++) {
         int found = 0;
+        if (in_tail[i] == IVF_TAIL_PUT) {
+            S3V_CHECK(add_tail_hit(ix, tail_row[i], 0.0f, want_meta, want_data, out, &cap));
+            continue;
+        }
+        if (in_tail[i] == IVF_TAIL_DELETED) continue;
         for (size_t c = 0; c < ncl && !found; c++) {
             cache_entry *e = gc.by_slot_e[c];
             if (!e) continue;
@@ -787,6 +1042,8 @@ s3v_status ivf_index_get(ivf_index *ix, const uint8_t *const *keys, const size_t
     out->stats.ms_total = (double)(s3v_now_ns() - t0) / 1e6;
 fail:
     held_release(ix, &held);
+    free(in_tail);
+    free(tail_row);
     free(g.by_slot_e);
     free(gc.by_slot_e);
     free(hashes);
@@ -798,21 +1055,56 @@ fail:
 
 /* ---- list ---- */
 
-static s3v_status parse_token(const ivf_index *ix, const char *tok, uint32_t segc, uint32_t segi,
-                              uint32_t *cluster, uint32_t *row)
+/* Tokens: "1.<gen>.<segc>.<segi>.<cluster>.<row>" continues in the generation at that vector;
+ * "2.<gen>.<segc>.<segi>.<0|1>.<hash, 16 hex>" continues in the tail from its start (0) or after that key
+ * hash (1). */
+typedef struct list_pos {
+    int in_tail;
+    uint32_t cluster, row;
+    int after_set;
+    uint64_t after_hash;
+} list_pos;
+
+static s3v_status parse_token(const ivf_index *ix, const char *tok, uint32_t segc, uint32_t segi, list_pos *p)
 {
     char gen[IVF_NAME_MAX];
-    unsigned sc, si, c, r;
-    if (strlen(tok) >= IVF_TOKEN_MAX || sscanf(tok, "1.%24[^.].%u.%u.%u.%u", gen, &sc, &si, &c, &r) != 5)
+    unsigned kind, sc, si, a;
+    unsigned long long b;
+    int used = 0;
+    if (strlen(tok) >= IVF_TOKEN_MAX ||
+        sscanf(tok, "%u.%24[^.].%u.%u.%u.%n", &kind, gen, &sc, &si, &a, &used) != 5 || !used ||
+        (kind != 1 && kind != 2))
         return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
+    const char *last = tok + used;
+    char *end = NULL;
+    if (!*last || !((*last >= '0' && *last <= '9') || (*last >= 'a' && *last <= 'f')))
+        return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
+    b = strtoull(last, &end, kind == 1 ? 10 : 16);
+    if (*end) return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
     if (strcmp(gen, ix->m.generation) != 0)
         return s3v_errorf(S3V_ERR_INVALID,
                           "nextToken belongs to an earlier version of the index; start the listing again");
     if (sc != segc || si != segi) return s3v_errorf(S3V_ERR_INVALID, "nextToken belongs to another segment");
-    if (c >= ix->c.nlist) return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
-    *cluster = c;
-    *row = r;
+    memset(p, 0, sizeof *p);
+    if (kind == 1) {
+        if (a >= ix->c.nlist || b > UINT32_MAX) return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
+        p->cluster = a;
+        p->row = (uint32_t)b;
+    } else {
+        if (a > 1) return s3v_errorf(S3V_ERR_INVALID, "nextToken is not valid");
+        p->in_tail = 1;
+        p->after_set = (int)a;
+        p->after_hash = b;
+    }
     return S3V_OK;
+}
+
+/* The key-hash range of segment segi of segc for the tail part of a listing. */
+static void hash_range(uint32_t segc, uint32_t segi, uint64_t *lo, uint64_t *hi)
+{
+    uint64_t step = UINT64_MAX / segc;
+    *lo = step * segi;
+    *hi = segi + 1 == segc ? UINT64_MAX : step * (segi + 1) - 1;
 }
 
 s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *out,
@@ -827,10 +1119,10 @@ s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *ou
     uint32_t nlist = ix->c.nlist;
     uint32_t c0 = (uint32_t)((uint64_t)nlist * req->segment_index / segc);
     uint32_t c1 = (uint32_t)((uint64_t)nlist * (req->segment_index + 1) / segc);
-    uint32_t cluster = c0, row = 0;
+    list_pos pos = {0, c0, 0, 0, 0};
     if (req->next_token && *req->next_token) {
-        S3V_TRY(parse_token(ix, req->next_token, segc, req->segment_index, &cluster, &row));
-        if (cluster < c0 || cluster >= c1)
+        S3V_TRY(parse_token(ix, req->next_token, segc, req->segment_index, &pos));
+        if (!pos.in_tail && (pos.cluster < c0 || pos.cluster >= c1))
             return s3v_errorf(S3V_ERR_INVALID, "nextToken belongs to another segment");
     }
     uint32_t max_results = req->max_results ? req->max_results : LIST_DEFAULT;
@@ -838,6 +1130,9 @@ s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *ou
     s3v_status st = S3V_OK;
     size_t cap = 0;
     int full = 0;
+    ivf_tail_counts tc = {0};
+    if (ix->tail) ivf_tail_get_counts(ix->tail, &tc);
+    uint32_t cluster = pos.in_tail ? c1 : pos.cluster, row = pos.row;
     while (cluster < c1 && !full) {
         uint32_t batch[LIST_BATCH];
         uint32_t nb = 0;
@@ -852,7 +1147,9 @@ s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *ou
         for (uint32_t k = 0; st == S3V_OK && k < nb && !full; k++) {
             cache_entry *e = ents[k];
             uint32_t count = ix->c.clusters[batch[k]].count;
-            for (uint32_t r = (batch[k] == cluster ? row : 0); r < count; r++) {
+            if (tc.keys && !e->rest_ready) st = cluster_cache_rest(ix->cache, e);
+            for (uint32_t r = (batch[k] == cluster ? row : 0); st == S3V_OK && r < count; r++) {
+                if (tc.keys && shadowed(ix, &e->rest, r)) continue; /* listed from the tail, or deleted */
                 if (out->len >= max_results || out->arena.len >= max_bytes) {
                     snprintf(next_token, IVF_TOKEN_MAX, "1.%s.%u.%u.%u.%u", ix->m.generation, segc,
                              req->segment_index, batch[k], r);
@@ -860,13 +1157,47 @@ s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *ou
                     break;
                 }
                 st = add_hit(ix, e, r, 0.0f, req->want_metadata, req->want_data, out, &cap);
-                if (st != S3V_OK) break;
             }
         }
         held_release(ix, &held);
         if (st != S3V_OK) break;
         cluster = batch[nb - 1] + 1;
         row = 0;
+    }
+    if (st == S3V_OK && !full && tc.live) { /* then the tail's live vectors of this segment */
+        uint64_t lo, hi;
+        hash_range(segc, req->segment_index, &lo, &hi);
+        size_t room = out->len < max_results ? max_results - out->len : 0;
+        if (!room || out->arena.len >= max_bytes) {
+            snprintf(next_token, IVF_TOKEN_MAX, "2.%s.%u.%u.%d.%llx", ix->m.generation, segc,
+                     req->segment_index, pos.after_set, (unsigned long long)pos.after_hash);
+        } else {
+            uint32_t *rows = malloc((room + 64) * sizeof *rows);
+            size_t n = 0;
+            int more = 0;
+            if (!rows) st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+            if (st == S3V_OK)
+                st = ivf_tail_list(ix->tail, lo, hi, pos.after_set, pos.after_hash, room, rows, &n, &more);
+            size_t k = 0;
+            for (; st == S3V_OK && k < n; k++) {
+                ivf_tail_row tr;
+                ivf_tail_get_row(ix->tail, rows[k], &tr);
+                /* the byte cap ends a page early, but never inside a run of equal hashes */
+                if (out->arena.len >= max_bytes && k > 0) {
+                    ivf_tail_row pr;
+                    ivf_tail_get_row(ix->tail, rows[k - 1], &pr);
+                    if (pr.hash != tr.hash) break;
+                }
+                st = add_tail_hit(ix, rows[k], 0.0f, req->want_metadata, req->want_data, out, &cap);
+            }
+            if (st == S3V_OK && (more || k < n)) {
+                ivf_tail_row lr;
+                ivf_tail_get_row(ix->tail, rows[k - 1], &lr);
+                snprintf(next_token, IVF_TOKEN_MAX, "2.%s.%u.%u.1.%llx", ix->m.generation, segc,
+                         req->segment_index, (unsigned long long)lr.hash);
+            }
+            free(rows);
+        }
     }
     if (st != S3V_OK) {
         ivf_result_free(out);

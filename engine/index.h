@@ -1,5 +1,8 @@
 /* engine/index.h: an opened index generation (manifest + centroids kept in memory: the warm state)
- * and the three read paths: search (QueryVectors), get by key (GetVectors), list (ListVectors).
+ * with its unindexed tail (engine/tail.h: the log records not yet folded in, so every acknowledged
+ * write is read at once), and the three read paths: search (QueryVectors), get by key (GetVectors),
+ * list (ListVectors), each answering over generation + tail (a key's latest record in the tail wins;
+ * deleted keys are gone).
  *
  * A query probes the nprobe nearest centroids, fetches the missing clusters with one parallel ranged
  * read (each range verified by its CRC before use, and retried once when the bytes are corrupt), scans
@@ -23,20 +26,49 @@
 #include "engine/format.h"
 
 typedef struct ivf_index ivf_index;
+typedef struct ivf_tail ivf_tail; /* engine/tail.h */
 
-/* Reads the manifest and the centroids object of the index at `prefix` in st.
- * S3V_ERR_NOT_FOUND when there is no manifest; S3V_ERR_CORRUPT / _UNSUPPORTED with the object's name. */
+/* Reads the manifest and the centroids object of the index at `prefix` in st, and the log from the
+ * manifest's start (one listing, then the objects in parallel) into the tail.
+ * S3V_ERR_NOT_FOUND when there is no manifest; S3V_ERR_CORRUPT / _UNSUPPORTED with the object's name;
+ * S3V_ERR_TOO_LARGE when the tail would pass its memory cap (run compaction). An empty index (nlist 0)
+ * opens with no centroids: every read is answered from the tail. */
 S3V_MUST_USE s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *cache,
                                        uint64_t deadline_ns, ivf_index **out);
+
+typedef struct ivf_open_opts {
+    size_t tail_max_bytes; /* 0: IVF_TAIL_DEFAULT_MAX_BYTES */
+    int no_tail;           /* 1: do not read the log (tools that look at the generation alone) */
+} ivf_open_opts;
+
+S3V_MUST_USE s3v_status ivf_index_open_ex(s3v_storage *st, const char *prefix, cluster_cache *cache,
+                                          const ivf_open_opts *opts, uint64_t deadline_ns, ivf_index **out);
 void ivf_index_close(ivf_index *ix);
+
+typedef struct ivf_refresh_info {
+    uint32_t requests;    /* storage requests made */
+    uint32_t objects;     /* log objects read and applied */
+    int manifest_checked; /* the manifest was re-read (its copy was older than a quarter grace period) */
+} ivf_refresh_info;
+
+/* Read-your-writes: reads the log objects written since the last refresh (one GET of the next slot
+ * when nothing is new) and applies them. A manifest read longer ago than a quarter of the index's grace
+ * period is read again first, since log objects below a newer start may be garbage-collected after the
+ * grace period; when it names another generation or incarnation, *reopen = 1 and nothing else is done
+ * (the caller opens the index again). info may be NULL. */
+S3V_MUST_USE s3v_status ivf_index_refresh(ivf_index *ix, uint64_t deadline_ns, int *reopen,
+                                          ivf_refresh_info *info);
+
+/* The tail (never NULL once open, unless opened with no_tail). */
+const ivf_tail *ivf_index_tail(const ivf_index *ix);
 
 const ivf_manifest *ivf_index_manifest(const ivf_index *ix);
 const ivf_centroids *ivf_index_centroids(const ivf_index *ix);
 /* Bytes of memory held by the warm state (centroids, directories). */
 size_t ivf_index_memory(const ivf_index *ix);
 
-/* Re-reads the manifest; *changed = 1 when it names another generation than this index (the caller
- * then opens the index again). */
+/* Re-reads the manifest; *changed = 1 when it names another generation or incarnation than this index
+ * (the caller then opens the index again). */
 S3V_MUST_USE s3v_status ivf_index_check_fresh(ivf_index *ix, uint64_t deadline_ns, int *changed);
 
 /* Probe count for a recall target in (0, 1]: the smallest calibrated nprobe meeting it (nlist if none). */
@@ -76,7 +108,10 @@ typedef struct ivf_stats {
     uint64_t bytes_fetched;
     uint64_t vectors_scanned;
     uint64_t filter_evaluations;
-    double ms_probe, ms_fetch, ms_scan, ms_total;
+    uint64_t tail_vectors;  /* live vectors in the unindexed tail */
+    uint64_t tail_scored;   /* of those, scored exactly (the rest were ruled out by their bound) */
+    uint64_t tail_shadowed; /* generation candidates skipped because the tail has a newer record */
+    double ms_probe, ms_fetch, ms_scan, ms_tail, ms_total;
 } ivf_stats;
 
 typedef struct ivf_result {
@@ -108,8 +143,10 @@ typedef struct ivf_list_req {
 
 #define IVF_TOKEN_MAX 128
 
-/* ListVectors: one page; next_token receives "" at the end. A token from another generation or
- * segment is S3V_ERR_INVALID. */
+/* ListVectors: one page; next_token receives "" at the end. The generation's vectors come first (those
+ * the tail overwrote or deleted are skipped), then the tail's live vectors in key-hash order. A token from
+ * another generation or segment is S3V_ERR_INVALID. Without concurrent writes every vector is listed
+ * exactly once; a vector written while a listing runs may be listed twice or not at all. */
 S3V_MUST_USE s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *out,
                                        char next_token[IVF_TOKEN_MAX]);
 
@@ -124,7 +161,8 @@ typedef struct ivf_verify_report {
 
 /* Reads every cluster and key-map page (bypassing nothing: each is checksummed, its keys and metadata
  * decoded, every key-map entry checked to name a cluster that holds a key with that hash). The first
- * problem is returned as S3V_ERR_CORRUPT naming the object. */
+ * problem is returned as S3V_ERR_CORRUPT naming the object. (The log objects of the tail were verified
+ * when they were read.) */
 S3V_MUST_USE s3v_status ivf_index_verify(ivf_index *ix, uint64_t deadline_ns, ivf_verify_report *report);
 
 #endif

@@ -41,7 +41,7 @@ static void make_manifest(ivf_manifest *m)
     m->non_filterable = calloc(1, sizeof(char *));
     m->non_filterable[0] = strdup("text");
     m->non_filterable_len = 1;
-    m->extra = cJSON_Parse("{\"wal\": {\"next\": 7}}");
+    m->extra = cJSON_Parse("{\"futureField\": {\"next\": 7}}");
 }
 
 static void test_manifest(void)
@@ -61,7 +61,7 @@ static void test_manifest(void)
     CHECK(d.calib_len == 2 && d.calib[1].nprobe == 3 && fabsf(d.calib[1].recall - 0.97f) < 1e-4f,
           "calibration");
     CHECK(d.non_filterable_len == 1 && strcmp(d.non_filterable[0], "text") == 0, "non-filterable keys");
-    cJSON *wal = cJSON_GetObjectItem(d.extra, "wal");
+    cJSON *wal = cJSON_GetObjectItem(d.extra, "futureField");
     CHECK(wal && cJSON_GetObjectItem(wal, "next")->valueint == 7, "unknown fields are kept for re-encoding");
     ivf_manifest_free(&d);
 

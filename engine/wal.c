@@ -1,0 +1,473 @@
+/* engine/wal.c: log objects and the writer. See wal.h and FORMAT.md "Write-ahead log". */
+#include "engine/wal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/crc32c.h"
+#include "common/le.h"
+#include "common/log.h"
+#include "engine/input.h"
+
+static const uint8_t WAL_MAGIC[8] = {'S', '3', 'V', 'W', 'L', 'O', 'G', 0};
+
+#define MANIFEST_CAP (IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE)
+#define MAX_ATTEMPTS 8 /* whole attempts (fresh manifest, new slot) per append */
+#define JUMP_AFTER   3 /* conflicts in a row before listing to find the end of the log */
+
+/* ---- batch ---- */
+
+void wal_batch_init(wal_batch *b, uint32_t dim)
+{
+    b->dim = dim;
+    b->count = 0;
+    s3v_buf_init(&b->body, WAL_MAX_OBJECT_SIZE - WAL_HEADER_SIZE);
+}
+
+void wal_batch_reset(wal_batch *b)
+{
+    b->count = 0;
+    s3v_buf_reset(&b->body);
+}
+
+void wal_batch_free(wal_batch *b)
+{
+    if (!b) return;
+    s3v_buf_free(&b->body);
+    b->count = 0;
+}
+
+static s3v_status append_record(wal_batch *b, wal_op op, const uint8_t *key, size_t key_len,
+                                const float *vector, const uint8_t *meta, size_t meta_len)
+{
+    if (b->count >= WAL_MAX_RECORDS)
+        return s3v_errorf(S3V_ERR_TOO_LARGE, "a log object holds at most %d records", WAL_MAX_RECORDS);
+    S3V_TRY(vec_key_check(key, key_len));
+    if (meta_len > WAL_MAX_META_SIZE)
+        return s3v_errorf(S3V_ERR_TOO_LARGE, "metadata of %zu bytes exceeds %u", meta_len, WAL_MAX_META_SIZE);
+    size_t vbytes = op == WAL_OP_PUT ? (size_t)b->dim * 4 : 0;
+    size_t rec = WAL_RECORD_HEADER + vbytes + key_len + meta_len;
+    size_t pad = (4 - rec % 4) % 4;
+    size_t start = b->body.len;
+    S3V_TRY(s3v_buf_reserve(&b->body, rec + pad));
+    uint8_t *p = b->body.ptr + start;
+    p[0] = (uint8_t)op;
+    p[1] = 0;
+    le_put_u16(p + 2, (uint16_t)key_len);
+    le_put_u32(p + 4, (uint32_t)meta_len);
+    uint8_t *q = p + WAL_RECORD_HEADER;
+    for (uint32_t j = 0; j < (op == WAL_OP_PUT ? b->dim : 0); j++, q += 4) le_put_f32(q, vector[j]);
+    memcpy(q, key, key_len);
+    q += key_len;
+    if (meta_len) memcpy(q, meta, meta_len);
+    q += meta_len;
+    memset(q, 0, pad);
+    b->body.len += rec + pad;
+    b->body.ptr[b->body.len] = 0;
+    b->count++;
+    return S3V_OK;
+}
+
+s3v_status wal_batch_put(wal_batch *b, const uint8_t *key, size_t key_len, const float *vector,
+                         const uint8_t *meta, size_t meta_len)
+{
+    return append_record(b, WAL_OP_PUT, key, key_len, vector, meta, meta ? meta_len : 0);
+}
+
+s3v_status wal_batch_delete(wal_batch *b, const uint8_t *key, size_t key_len)
+{
+    return append_record(b, WAL_OP_DELETE, key, key_len, NULL, NULL, 0);
+}
+
+s3v_status wal_vector_check(ivf_metric metric, ivf_encoding encoding, const float *v, uint32_t dim)
+{
+    double ss = 0;
+    for (uint32_t j = 0; j < dim; j++) {
+        if (!isfinite(v[j])) return s3v_errorf(S3V_ERR_INVALID, "element %u is not a finite number", j);
+        if (encoding == IVF_ENC_F16 && fabsf(v[j]) > 65504.0f)
+            return s3v_errorf(
+                S3V_ERR_INVALID,
+                "element %u (%g) does not fit the index's f16 encoding (at most 65504 in magnitude)", j,
+                (double)v[j]);
+        ss += (double)v[j] * v[j];
+    }
+    if (metric == IVF_METRIC_COSINE && !(ss > 0))
+        return s3v_errorf(S3V_ERR_INVALID,
+                          "a zero vector has no direction and cannot be used with the cosine metric");
+    if (!isfinite(ss)) return s3v_errorf(S3V_ERR_INVALID, "the vector's squared length overflows a float");
+    return S3V_OK;
+}
+
+/* ---- object ---- */
+
+s3v_status wal_object_encode(const wal_batch *b, uint64_t incarnation, uint64_t seq, s3v_buf *out)
+{
+    if (b->body.len > WAL_MAX_OBJECT_SIZE - WAL_HEADER_SIZE)
+        return s3v_errorf(S3V_ERR_TOO_LARGE, "log object too large");
+    uint8_t h[WAL_HEADER_SIZE];
+    memcpy(h, WAL_MAGIC, 8);
+    le_put_u32(h + 8, WAL_VERSION);
+    le_put_u32(h + 12, b->dim);
+    le_put_u64(h + 16, seq);
+    le_put_u64(h + 24, incarnation);
+    le_put_u32(h + 32, b->count);
+    le_put_u32(h + 36, (uint32_t)b->body.len);
+    le_put_u32(h + 40, s3v_crc32c(0, b->body.ptr, b->body.len));
+    le_put_u32(h + 44, s3v_crc32c(0, h, 44));
+    S3V_TRY(s3v_buf_reserve(out, sizeof h + b->body.len));
+    S3V_TRY(s3v_buf_append(out, h, sizeof h));
+    return s3v_buf_append(out, b->body.ptr, b->body.len);
+}
+
+/* Validates one record at body[pos..) and returns its padded size, or 0 when malformed (message set). */
+static size_t check_record(const uint8_t *body, size_t size, size_t pos, uint32_t dim, uint32_t index)
+{
+    if (size - pos < WAL_RECORD_HEADER) {
+        s3v_errorf(S3V_ERR_CORRUPT, "record %u is truncated", index);
+        return 0;
+    }
+    const uint8_t *p = body + pos;
+    uint8_t op = p[0];
+    uint16_t kl = le_get_u16(p + 2);
+    uint32_t ml = le_get_u32(p + 4);
+    if ((op != WAL_OP_PUT && op != WAL_OP_DELETE) || p[1] != 0 || (op == WAL_OP_DELETE && ml) ||
+        ml > WAL_MAX_META_SIZE) {
+        s3v_errorf(S3V_ERR_CORRUPT, "record %u has a bad header", index);
+        return 0;
+    }
+    uint64_t vbytes = op == WAL_OP_PUT ? (uint64_t)dim * 4 : 0;
+    uint64_t rec = WAL_RECORD_HEADER + vbytes + kl + ml;
+    uint64_t padded = (rec + 3) & ~(uint64_t)3;
+    if (padded > size - pos) {
+        s3v_errorf(S3V_ERR_CORRUPT, "record %u runs past the end of the object", index);
+        return 0;
+    }
+    const uint8_t *v = p + WAL_RECORD_HEADER;
+    for (uint32_t j = 0; j < (op == WAL_OP_PUT ? dim : 0); j++)
+        if (!isfinite(le_get_f32(v + 4 * (size_t)j))) {
+            s3v_errorf(S3V_ERR_CORRUPT, "record %u holds a value that is not finite", index);
+            return 0;
+        }
+    if (vec_key_check(v + vbytes, kl) != S3V_OK) {
+        s3v_errorf(S3V_ERR_CORRUPT, "record %u has an invalid key", index);
+        return 0;
+    }
+    for (uint64_t i = rec; i < padded; i++)
+        if (p[i]) {
+            s3v_errorf(S3V_ERR_CORRUPT, "record %u has non-zero padding", index);
+            return 0;
+        }
+    return (size_t)padded;
+}
+
+s3v_status wal_object_parse(const uint8_t *p, size_t n, uint64_t incarnation, uint64_t seq, uint32_t dim,
+                            wal_object *out)
+{
+    if (n < WAL_HEADER_SIZE) return s3v_errorf(S3V_ERR_CORRUPT, "log object is truncated (%zu bytes)", n);
+    if (memcmp(p, WAL_MAGIC, 8) != 0)
+        return s3v_errorf(S3V_ERR_CORRUPT, "not an s3vec log object (bad magic)");
+    if (le_get_u32(p + 44) != s3v_crc32c(0, p, 44))
+        return s3v_errorf(S3V_ERR_CORRUPT, "log object header checksum mismatch");
+    if (le_get_u32(p + 8) != WAL_VERSION)
+        return s3v_errorf(S3V_ERR_UNSUPPORTED, "log object version %u is not supported", le_get_u32(p + 8));
+    wal_object o;
+    o.dim = le_get_u32(p + 12);
+    o.seq = le_get_u64(p + 16);
+    o.incarnation = le_get_u64(p + 24);
+    o.count = le_get_u32(p + 32);
+    uint32_t body = le_get_u32(p + 36);
+    if (o.dim != dim)
+        return s3v_errorf(S3V_ERR_CORRUPT, "log object has dimension %u, the index %u", o.dim, dim);
+    if (o.seq != seq || o.incarnation != incarnation)
+        return s3v_errorf(S3V_ERR_CORRUPT,
+                          "log object names slot %llu of another place than where it is stored",
+                          (unsigned long long)o.seq);
+    if (o.count == 0 || o.count > WAL_MAX_RECORDS)
+        return s3v_errorf(S3V_ERR_CORRUPT, "log object record count %u is out of range", o.count);
+    if ((uint64_t)body != n - WAL_HEADER_SIZE)
+        return s3v_errorf(S3V_ERR_CORRUPT, "log object body size %u does not match the object (%zu bytes)",
+                          body, n);
+    if (le_get_u32(p + 40) != s3v_crc32c(0, p + WAL_HEADER_SIZE, body))
+        return s3v_errorf(S3V_ERR_CORRUPT, "log object body checksum mismatch");
+    o.body = p + WAL_HEADER_SIZE;
+    o.body_size = body;
+    size_t pos = 0;
+    for (uint32_t i = 0; i < o.count; i++) {
+        size_t r = check_record(o.body, o.body_size, pos, dim, i);
+        if (!r) return S3V_ERR_CORRUPT;
+        pos += r;
+    }
+    if (pos != o.body_size) return s3v_errorf(S3V_ERR_CORRUPT, "log object has bytes after its last record");
+    *out = o;
+    return S3V_OK;
+}
+
+int wal_object_next(const wal_object *o, size_t *pos, wal_record *rec)
+{
+    if (*pos >= o->body_size) return 0;
+    const uint8_t *p = o->body + *pos;
+    rec->op = (wal_op)p[0];
+    rec->key_len = le_get_u16(p + 2);
+    rec->meta_len = le_get_u32(p + 4);
+    size_t vbytes = rec->op == WAL_OP_PUT ? (size_t)o->dim * 4 : 0;
+    rec->vector = rec->op == WAL_OP_PUT ? p + WAL_RECORD_HEADER : NULL;
+    rec->key = p + WAL_RECORD_HEADER + vbytes;
+    rec->meta = rec->meta_len ? rec->key + rec->key_len : NULL;
+    size_t size = WAL_RECORD_HEADER + vbytes + rec->key_len + rec->meta_len;
+    *pos += (size + 3) & ~(size_t)3;
+    return 1;
+}
+
+s3v_status wal_root(const char *prefix, char *out, size_t out_size)
+{
+    return ivf_key_join(prefix, "wal/", out, out_size);
+}
+
+s3v_status wal_folder(const char *prefix, uint64_t incarnation, char *out, size_t out_size)
+{
+    char rel[32];
+    char inc[17];
+    ivf_incarnation_format(incarnation, inc);
+    snprintf(rel, sizeof rel, "wal/%s/", inc);
+    return ivf_key_join(prefix, rel, out, out_size);
+}
+
+s3v_status wal_object_key(const char *prefix, uint64_t incarnation, uint64_t seq, char *out, size_t out_size)
+{
+    char rel[64];
+    char inc[17];
+    ivf_incarnation_format(incarnation, inc);
+    snprintf(rel, sizeof rel, "wal/%s/%020llu", inc, (unsigned long long)seq);
+    return ivf_key_join(prefix, rel, out, out_size);
+}
+
+int wal_parse_seq(const char *name, uint64_t *seq)
+{
+    const char *slash = strrchr(name, '/');
+    const char *s = slash ? slash + 1 : name;
+    if (strlen(s) != WAL_SEQ_DIGITS) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < WAL_SEQ_DIGITS; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    *seq = v;
+    return 1;
+}
+
+/* ---- listing ---- */
+
+typedef struct slot_list {
+    wal_slot *v;
+    size_t len, cap, max;
+    uint64_t want; /* the next slot expected */
+    s3v_status st;
+} slot_list;
+
+static int on_slot(void *arg, const char *key, uint64_t size, int is_prefix)
+{
+    slot_list *l = arg;
+    uint64_t seq;
+    if (is_prefix || !wal_parse_seq(key, &seq)) return 0; /* not a log object: ignore */
+    if (seq < l->want) return 0;
+    if (seq != l->want || l->len >= l->max) return 1; /* a gap (never written) or enough */
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        wal_slot *p = realloc(l->v, cap * sizeof *p);
+        if (!p) {
+            l->st = s3v_errorf(S3V_ERR_NOMEM, "out of memory listing the log");
+            return 1;
+        }
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->len++] = (wal_slot){seq, size};
+    l->want = seq + 1;
+    return 0;
+}
+
+s3v_status wal_list_slots(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t from,
+                          size_t max_slots, uint64_t deadline, wal_slot **out, size_t *len)
+{
+    char folder[WAL_KEY_MAX], after[WAL_KEY_MAX];
+    S3V_TRY(wal_folder(prefix, incarnation, folder, sizeof folder));
+    if (from) S3V_TRY(wal_object_key(prefix, incarnation, from - 1, after, sizeof after));
+    slot_list l = {NULL, 0, 0, max_slots ? max_slots : SIZE_MAX, from, S3V_OK};
+    s3v_list_req req = {folder, NULL, from ? after : NULL, 0};
+    s3v_status rc = s3v_storage_list(st, &req, deadline, on_slot, &l);
+    if (rc == S3V_OK) rc = l.st;
+    if (rc != S3V_OK) {
+        free(l.v);
+        return rc;
+    }
+    *out = l.v;
+    *len = l.len;
+    return S3V_OK;
+}
+
+/* The last slot of the log after `after` (a listing to the end); *found = 0 when there is none. */
+static s3v_status last_slot(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t after,
+                            uint64_t deadline, uint64_t *last, int *found)
+{
+    wal_slot *v = NULL;
+    size_t n = 0;
+    S3V_TRY(wal_list_slots(st, prefix, incarnation, after + 1, 0, deadline, &v, &n));
+    *found = n > 0;
+    if (n) *last = v[n - 1].seq;
+    free(v);
+    return S3V_OK;
+}
+
+/* ---- writer ---- */
+
+struct wal_writer {
+    s3v_storage *st;
+    char prefix[1024];
+    char manifest_key[1100];
+    ivf_manifest m;
+    int have_m;
+    uint64_t m_mono_ns; /* when the manifest was read (monotonic) */
+    uint64_t hint;      /* the slot after this writer's last write */
+    s3v_buf obj;
+};
+
+s3v_status wal_writer_new(s3v_storage *st, const char *prefix, wal_writer **out)
+{
+    wal_writer *w = calloc(1, sizeof *w);
+    if (!w) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    w->st = st;
+    snprintf(w->prefix, sizeof w->prefix, "%s", prefix ? prefix : "");
+    s3v_status rc = ivf_key_join(w->prefix, "manifest", w->manifest_key, sizeof w->manifest_key);
+    if (rc != S3V_OK) {
+        free(w);
+        return rc;
+    }
+    s3v_buf_init(&w->obj, WAL_MAX_OBJECT_SIZE);
+    *out = w;
+    return S3V_OK;
+}
+
+void wal_writer_free(wal_writer *w)
+{
+    if (!w) return;
+    ivf_manifest_free(&w->m);
+    s3v_buf_free(&w->obj);
+    free(w);
+}
+
+const ivf_manifest *wal_writer_manifest(const wal_writer *w) { return w->have_m ? &w->m : NULL; }
+
+/* Reads the manifest into the writer. NOT_FOUND when the index does not exist. */
+static s3v_status read_manifest(wal_writer *w, uint64_t deadline, wal_append_info *info)
+{
+    s3v_buf buf;
+    s3v_buf_init(&buf, MANIFEST_CAP);
+    uint64_t t = s3v_now_ns();
+    info->requests++;
+    s3v_status rc = s3v_storage_get(w->st, w->manifest_key, deadline, &buf, NULL);
+    ivf_manifest m;
+    if (rc == S3V_OK) {
+        rc = ivf_manifest_decode(buf.ptr, buf.len, &m);
+        if (rc != S3V_OK) {
+            char where[1200];
+            s3v_storage_describe(w->st, w->manifest_key, where, sizeof where);
+            rc = s3v_error_context(rc, "%s", where);
+        }
+    }
+    s3v_buf_free(&buf);
+    if (rc != S3V_OK) return rc;
+    if (w->have_m && m.incarnation != w->m.incarnation) w->hint = 0;
+    ivf_manifest_free(&w->m);
+    w->m = m;
+    w->have_m = 1;
+    w->m_mono_ns = t;
+    return S3V_OK;
+}
+
+static uint64_t window_ns(const ivf_manifest *m) { return (uint64_t)m->grace_seconds * 1000000000ull / 4; }
+
+static void remove_object(wal_writer *w, const char *key, uint64_t deadline, wal_append_info *info)
+{
+    info->requests++;
+    /* best effort: an object left behind lies in a dead incarnation, which compaction removes */
+    s3v_status rc = s3v_storage_del(w->st, key, deadline);
+    if (rc != S3V_OK) s3v_log(S3V_LOG_WARN, "log object %s was not removed: %s", key, s3v_errmsg(rc));
+}
+
+s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadline, wal_append_info *info)
+{
+    wal_append_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    if (b->count == 0) return s3v_errorf(S3V_ERR_INVALID, "an empty batch is not written");
+    char key[WAL_KEY_MAX];
+    for (uint32_t attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        if (attempt) info->retries++;
+        /* A slot is only safe to take within a quarter of the grace period after the manifest that
+         * said it was at or above the start was read (FORMAT.md): re-read an older copy. */
+        if (!w->have_m || s3v_now_ns() - w->m_mono_ns > window_ns(&w->m)) {
+            s3v_status rc = read_manifest(w, deadline, info);
+            if (rc == S3V_ERR_NOT_FOUND) return s3v_errorf(S3V_ERR_NOT_FOUND, "the index does not exist");
+            S3V_TRY(rc);
+        }
+        if (b->dim != w->m.dimension)
+            return s3v_errorf(S3V_ERR_DIMENSION, "vectors have dimension %u, the index has dimension %u",
+                              b->dim, w->m.dimension);
+        uint64_t inc = w->m.incarnation;
+        uint64_t seq = w->hint > w->m.wal_start ? w->hint : w->m.wal_start;
+        uint64_t window_end = w->m_mono_ns + window_ns(&w->m);
+        uint64_t put_deadline = deadline < window_end ? deadline : window_end;
+        uint32_t in_a_row = 0;
+        s3v_status rc = S3V_OK;
+        for (;;) {
+            s3v_buf_reset(&w->obj);
+            S3V_TRY(wal_object_encode(b, inc, seq, &w->obj));
+            S3V_TRY(wal_object_key(w->prefix, inc, seq, key, sizeof key));
+            s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
+            info->requests++;
+            rc = s3v_storage_put(w->st, key, w->obj.ptr, w->obj.len, &cond, put_deadline, NULL);
+            if (rc != S3V_ERR_PRECONDITION) break;
+            s3v_error_clear();
+            info->conflicts++;
+            if (++in_a_row % JUMP_AFTER == 0) { /* many writers ahead: find the end with one listing */
+                uint64_t last;
+                int found;
+                info->requests++;
+                rc = last_slot(w->st, w->prefix, inc, seq, put_deadline, &last, &found);
+                if (rc != S3V_OK) break;
+                seq = found ? last + 1 : seq + 1;
+            } else {
+                seq++;
+            }
+        }
+        if (rc == S3V_ERR_TIMEOUT && s3v_now_ns() < deadline) {
+            w->have_m = 0; /* the manifest's window closed before a slot was won: read it again */
+            continue;
+        }
+        S3V_TRY(rc);
+        /* Acknowledge only when the index is still the one the slot belongs to. */
+        rc = read_manifest(w, deadline, info);
+        if (rc == S3V_ERR_NOT_FOUND) {
+            remove_object(w, key, deadline, info);
+            w->have_m = 0;
+            return s3v_errorf(S3V_ERR_NOT_FOUND, "the index was deleted while the vectors were written");
+        }
+        if (rc != S3V_OK) return s3v_error_context(rc, "confirming log object %llu", (unsigned long long)seq);
+        if (w->m.incarnation != inc) {
+            remove_object(w, key, deadline, info);
+            return s3v_errorf(S3V_ERR_NOT_FOUND,
+                              "the index was deleted or replaced while the vectors were written");
+        }
+        /* seq below the start means a compaction already folded this object: it is visible */
+        w->hint = seq + 1;
+        info->seq = seq;
+        return S3V_OK;
+    }
+    return s3v_errorf(S3V_ERR_TIMEOUT, "no log slot could be taken in %d attempts", MAX_ATTEMPTS);
+}
