@@ -11,27 +11,26 @@
 
 static int tu_passed, tu_failed;
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            tu_passed++;                                                                           \
-        } else {                                                                                   \
-            tu_failed++;                                                                           \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
+#define CHECK(cond, ...)                                                    \
+    do {                                                                    \
+        if (cond) {                                                         \
+            tu_passed++;                                                    \
+        } else {                                                            \
+            tu_failed++;                                                    \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                   \
+            fputc('\n', stderr);                                            \
+        }                                                                   \
     } while (0)
 
-#define REQUIRE(cond, ...)                                                                         \
-    do {                                                                                           \
-        int tu_ok_ = (cond);                                                                       \
-        CHECK(tu_ok_, __VA_ARGS__);                                                                \
-        if (!tu_ok_) return;                                                                       \
+#define REQUIRE(cond, ...)          \
+    do {                            \
+        int tu_ok_ = (cond);        \
+        CHECK(tu_ok_, __VA_ARGS__); \
+        if (!tu_ok_) return;        \
     } while (0)
 
-#define TEST_SUMMARY()                                                                             \
-    (printf("%d passed, %d failed\n", tu_passed, tu_failed), tu_failed ? 1 : 0)
+#define TEST_SUMMARY() (printf("%d passed, %d failed\n", tu_passed, tu_failed), tu_failed ? 1 : 0)
 
 /* Directory of the shared data (../shared/data beside the repository), or NULL. */
 static inline const char *tu_shared_data_dir(void)
