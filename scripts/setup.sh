@@ -21,7 +21,7 @@ done
 pkgs=(build-essential cmake pkg-config ca-certificates libcurl4-openssl-dev libssl-dev libcjson-dev libzstd-dev
       zip unzip)
 if [ "$want_tests" = 1 ]; then
-  pkgs+=(valgrind python3 dataset-fashion-mnist clang libclang-rt-14-dev iproute2 patchelf qemu-user
+  pkgs+=(valgrind python3 dataset-fashion-mnist clang clang-format libclang-rt-14-dev iproute2 patchelf qemu-user
         postgresql-15 postgresql-plpython3-15)
 fi
 if [ "$want_bench" = 1 ]; then

@@ -5,6 +5,7 @@
 #   3. the unit tests with the SIMD kernels forced off (S3VEC_SIMD=scalar)
 #   4. the unit tests under valgrind (memcheck: errors and definite leaks fail)
 #   5. the arm64 build and its unit tests under qemu-user (scripts/arm64.sh), when present
+#   6. every C file follows .clang-format (scripts/format.sh --check)
 # The last line is the total: "N passed, N failed". Exit status 0 only when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -69,6 +70,9 @@ if [ -x scripts/arm64.sh ]; then
   fi
   echo "=== arm64 done ($((SECONDS - start)) s)"
 fi
+
+echo "=== format"
+if scripts/format.sh --check; then total_pass=$((total_pass + 1)); else total_fail=$((total_fail + 1)); fi
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
