@@ -51,5 +51,10 @@ int cmd_query(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+int cmd_create_index(int argc, char **argv);
+int cmd_put(int argc, char **argv);
+int cmd_delete(int argc, char **argv);
+int cmd_delete_index(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 #endif

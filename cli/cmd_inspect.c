@@ -7,11 +7,13 @@
 
 #include "cli/cli.h"
 #include "common/clock.h"
+#include "engine/tail.h"
 
 static const char HELP[] =
     "usage: s3vec inspect <index> [--verify] [--json]\n"
     "\n"
-    "Prints the manifest, counts, object sizes, the calibration table and a histogram of cluster sizes.\n"
+    "Prints the manifest, counts, object sizes, the calibration table, a histogram of cluster sizes and the\n"
+    "write-ahead log (its start, the next slot, and what the unfolded tail holds).\n"
     "  --verify   read every cluster and key-map page and check every checksum (reads the whole index)\n"
     "  --json     JSON output\n";
 
@@ -51,6 +53,13 @@ int cmd_inspect(int argc, char **argv)
         while (b < 32 && (1ull << (b + 1)) <= n) b++;
         hist[n ? b + 1 : 0]++;
     }
+    ivf_tail_counts tc = {0};
+    const ivf_tail *tail = ivf_index_tail(ix);
+    if (tail) ivf_tail_get_counts(tail, &tc);
+    uint64_t next = tail ? ivf_tail_next(tail) : m->wal_start;
+    char inc[17];
+    ivf_incarnation_format(m->incarnation, inc);
+    uint64_t now = s3v_wall_ms();
     uint64_t verified = 0;
     int rc = CLI_EXIT_OK;
     if (verify) {
@@ -91,6 +100,30 @@ int cmd_inspect(int argc, char **argv)
             cJSON_AddNumberToObject(p, "clusters", (double)hist[b]);
             cJSON_AddItemToArray(h, p);
         }
+        cJSON *w = cJSON_AddObjectToObject(o, "wal");
+        cJSON_AddStringToObject(w, "incarnation", inc);
+        cJSON_AddNumberToObject(w, "start", (double)m->wal_start);
+        cJSON_AddNumberToObject(w, "next", (double)next);
+        cJSON_AddNumberToObject(w, "graceSeconds", m->grace_seconds);
+        cJSON_AddNumberToObject(w, "tailObjects", (double)tc.objects);
+        cJSON_AddNumberToObject(w, "tailRecords", (double)tc.records);
+        cJSON_AddNumberToObject(w, "tailKeys", (double)tc.keys);
+        cJSON_AddNumberToObject(w, "tailLive", (double)tc.live);
+        cJSON_AddNumberToObject(w, "tailTombstones", (double)tc.tombstones);
+        cJSON_AddNumberToObject(w, "tailBytes", (double)tc.bytes);
+        cJSON *ret = cJSON_AddArrayToObject(o, "retired");
+        for (size_t i = 0; i < m->retired_len; i++) {
+            const ivf_retired *x = &m->retired[i];
+            cJSON *e = cJSON_CreateObject();
+            if (x->generation[0])
+                cJSON_AddStringToObject(e, "generation", x->generation);
+            else {
+                cJSON_AddNumberToObject(e, "walFrom", (double)x->wal_from);
+                cJSON_AddNumberToObject(e, "walTo", (double)x->wal_to);
+            }
+            cJSON_AddNumberToObject(e, "ageSeconds", now > x->at_ms ? (double)(now - x->at_ms) / 1000 : 0);
+            cJSON_AddItemToArray(ret, e);
+        }
         if (verify) cJSON_AddBoolToObject(o, "verified", rc == CLI_EXIT_OK);
         cli_print_json(o, 1);
     } else {
@@ -103,6 +136,22 @@ int cmd_inspect(int argc, char **argv)
                (unsigned long long)m->centroids_size, (unsigned long long)m->keymap_size, m->data_len,
                m->data_len == 1 ? "" : "s", (unsigned long long)data_bytes);
         printf("warm memory  %zu B\n", ivf_index_memory(ix));
+        printf("log          incarnation %s, start %llu, next %llu: %llu objects, %llu records unfolded "
+               "(%llu keys: "
+               "%llu live, %llu deleted)\n",
+               inc, (unsigned long long)m->wal_start, (unsigned long long)next,
+               (unsigned long long)tc.objects, (unsigned long long)tc.records, (unsigned long long)tc.keys,
+               (unsigned long long)tc.live, (unsigned long long)tc.tombstones);
+        for (size_t i = 0; i < m->retired_len; i++) {
+            const ivf_retired *x = &m->retired[i];
+            double age = now > x->at_ms ? (double)(now - x->at_ms) / 1000 : 0;
+            if (x->generation[0])
+                printf("retired      generation %s, %.0f s ago (grace %u s)\n", x->generation, age,
+                       m->grace_seconds);
+            else
+                printf("retired      log %llu..%llu, %.0f s ago (grace %u s)\n",
+                       (unsigned long long)x->wal_from, (unsigned long long)x->wal_to, age, m->grace_seconds);
+        }
         if (m->non_filterable_len) {
             printf("non-filterable metadata keys:");
             for (size_t i = 0; i < m->non_filterable_len; i++) printf(" %s", m->non_filterable[i]);

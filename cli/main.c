@@ -18,7 +18,12 @@ static const char USAGE[] =
     "  query     nearest neighbours of one vector or a query file (recall and latency with --truth)\n"
     "  get       vectors by key\n"
     "  list      keys (and data, metadata) page by page\n"
-    "  inspect   manifest, counts, sizes, cluster-size histogram; --verify checks every checksum\n"
+    "  inspect   manifest, counts, sizes, cluster-size histogram, the log; --verify checks every checksum\n"
+    "  create-index  an empty index to write to (CreateIndex)\n"
+    "  put       write vectors from .jsonl, .fvecs or .npy (PutVectors; visible at once)\n"
+    "  delete    delete vectors by key (DeleteVectors)\n"
+    "  compact   fold the write-ahead log into the clusters; collect old objects\n"
+    "  delete-index  delete an index and everything in it (DeleteIndex)\n"
     "\n"
     "Run 's3vec <command> --help' for the options of a command.\n"
     "Environment: S3VEC_SIMD=scalar forces the scalar kernels; S3VEC_LOG=error|warn|info|debug;\n"
@@ -43,11 +48,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"build", cmd_build},
-                {"query", cmd_query},
-                {"get", cmd_get},
-                {"list", cmd_list},
-                {"inspect", cmd_inspect}};
+    } cmds[] = {{"build", cmd_build},    {"query", cmd_query},     {"get", cmd_get},
+                {"list", cmd_list},      {"inspect", cmd_inspect}, {"create-index", cmd_create_index},
+                {"put", cmd_put},        {"delete", cmd_delete},   {"delete-index", cmd_delete_index},
+                {"compact", cmd_compact}};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "s3vec: unknown command '%s'\n%s", argv[1], USAGE);

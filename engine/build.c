@@ -966,8 +966,14 @@ static s3v_status commit(builder *b, const ivf_manifest *old, const char *old_et
         m.incarnation = base->incarnation;
         m.wal_start = b->o->wal_start;
         m.grace_seconds = base->grace_seconds;
-        m.retired = (ivf_retired *)b->o->retired; /* borrowed */
-        m.retired_len = b->o->retired_len;
+        /* entries stamped 0 are retired by this commit: stamped now, right before the manifest is put, so
+         * their grace period starts no earlier than the commit */
+        if (b->o->retired_len) {
+            m.retired = malloc(b->o->retired_len * sizeof *m.retired);
+            if (!m.retired) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+            memcpy(m.retired, b->o->retired, b->o->retired_len * sizeof *m.retired);
+            m.retired_len = b->o->retired_len;
+        }
     } else { /* a new index, or a replacement: a new incarnation with an empty log */
         m.incarnation = ivf_incarnation_new();
         m.grace_seconds = b->o->grace_seconds ? b->o->grace_seconds : IVF_GRACE_DEFAULT_S;
@@ -1050,6 +1056,9 @@ static s3v_status commit(builder *b, const ivf_manifest *old, const char *old_et
         cJSON_AddNumberToObject(m.build, "maxClusterSize", b->rep->max_cluster);
     }
     m.extra = old && old->extra ? cJSON_Duplicate(old->extra, 1) : NULL;
+    uint64_t now_ms = s3v_wall_ms();
+    for (size_t i = 0; i < m.retired_len; i++)
+        if (!m.retired[i].at_ms) m.retired[i].at_ms = now_ms;
     s3v_buf mbuf;
     s3v_buf_init(&mbuf, IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE);
     st = ivf_manifest_encode(&m, &mbuf);
@@ -1068,8 +1077,6 @@ static s3v_status commit(builder *b, const ivf_manifest *old, const char *old_et
     m.calib = NULL; /* borrowed */
     m.non_filterable = NULL;
     m.non_filterable_len = 0;
-    m.retired = NULL;
-    m.retired_len = 0;
     if (st != S3V_OK) goto fail;
     progress(b, "upload", b->data_len + 3, b->data_len + 3);
     b->rep->seconds_upload = secs_since(t0);
@@ -1089,8 +1096,6 @@ fail:
     m.calib = NULL;
     m.non_filterable = NULL;
     m.non_filterable_len = 0;
-    m.retired = NULL;
-    m.retired_len = 0;
     ivf_manifest_free(&m);
     s3v_buf_free(&cbuf);
     if (b->rep->generation[0]) {
@@ -1279,7 +1284,17 @@ s3v_status ivf_build_from(s3v_storage *storage, const char *prefix, const ivf_so
                         (unsigned long long)b.n);
         goto fail;
     }
-    if (o->encoding == IVF_ENC_I8) S3V_CHECK(fit_i8(&b));
+    if (o->encoding == IVF_ENC_I8 && o->q_offset) {
+        b.q_offset = malloc(b.dim * sizeof(float));
+        if (!b.q_offset) {
+            st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(b.q_offset, o->q_offset, b.dim * sizeof(float));
+        b.q_scale = o->q_scale;
+    } else if (o->encoding == IVF_ENC_I8) {
+        S3V_CHECK(fit_i8(&b));
+    }
     S3V_CHECK(check_deadline(&b, "assign"));
 
     t0 = s3v_now_ns();

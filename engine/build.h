@@ -75,6 +75,10 @@ typedef struct ivf_build_opts {
     double trained_mean_distance;
     double growth_factor, drift_factor;
     int force_retrain;
+    /* i8: keep this quantizer (dim offsets, scale) instead of fitting one, so the generation's codes
+     * decode and re-encode to themselves; NULL: fit on the input */
+    const float *q_offset;
+    float q_scale;
 } ivf_build_opts;
 
 typedef struct ivf_build_report {

@@ -10,6 +10,7 @@
 #include "common/crc32c.h"
 #include "common/le.h"
 #include "common/log.h"
+#include "engine/input.h"
 #include "engine/kernels.h"
 #include "engine/quant.h"
 #include "engine/score.h"
@@ -47,6 +48,7 @@ struct ivf_index {
     float *rowbuf;     /* dim */
     /* the unindexed tail */
     ivf_tail *tail;
+    uint64_t tail_max_slots;   /* 0: all */
     uint64_t manifest_wall_ms; /* when the manifest in m was read (or last confirmed) */
 };
 
@@ -143,8 +145,8 @@ static s3v_status tail_read_listed(ivf_index *ix, uint64_t deadline, ivf_refresh
     wal_slot *slots = NULL;
     size_t n = 0;
     info->requests++;
-    S3V_TRY(wal_list_slots(ix->st, ix->prefix, ix->m.incarnation, ivf_tail_next(ix->tail), 0, deadline,
-                           &slots, &n));
+    S3V_TRY(wal_list_slots(ix->st, ix->prefix, ix->m.incarnation, ivf_tail_next(ix->tail),
+                           (size_t)ix->tail_max_slots, deadline, &slots, &n));
     s3v_status st = S3V_OK;
     char(*keys)[WAL_KEY_MAX] = malloc(TAIL_FETCH * sizeof *keys);
     s3v_range *ranges = malloc(TAIL_FETCH * sizeof *ranges);
@@ -228,6 +230,60 @@ static s3v_status read_manifest_into(ivf_index *ix, uint64_t deadline, ivf_manif
     s3v_buf_free(&buf);
     if (st != S3V_OK) return corrupt_in(ix, st, ix->manifest_key);
     return S3V_OK;
+}
+
+s3v_status ivf_manifest_load(s3v_storage *st, const char *prefix, uint64_t deadline, ivf_manifest *out, char *etag)
+{
+    char key[2048];
+    S3V_TRY(ivf_key_join(prefix, "manifest", key, sizeof key));
+    s3v_buf buf;
+    s3v_buf_init(&buf, MANIFEST_CAP);
+    s3v_obj_info info = {0};
+    s3v_status rc = s3v_storage_get(st, key, deadline, &buf, &info);
+    if (rc == S3V_OK) {
+        rc = ivf_manifest_decode(buf.ptr, buf.len, out);
+        if (rc != S3V_OK) {
+            char where[2200];
+            s3v_storage_describe(st, key, where, sizeof where);
+            rc = s3v_error_context(rc, "index object %s", where);
+        }
+    }
+    s3v_buf_free(&buf);
+    if (rc == S3V_OK && etag) snprintf(etag, S3V_ETAG_MAX, "%s", info.etag);
+    return rc;
+}
+
+typedef struct drop_ctx {
+    s3v_storage *st;
+    uint64_t deadline;
+    s3v_status status;
+} drop_ctx;
+
+static int drop_one(void *arg, const char *key, uint64_t size, int is_prefix)
+{
+    drop_ctx *d = arg;
+    if (is_prefix) return 0;
+    s3v_status st = s3v_storage_del(d->st, key, d->deadline);
+    if (st != S3V_OK) {
+        d->status = st;
+        return 1;
+    }
+    return 0;
+}
+
+s3v_status ivf_drop(s3v_storage *st, const char *prefix, uint64_t deadline)
+{
+    char key[2048], folder[2048];
+    S3V_TRY(ivf_key_join(prefix, "manifest", key, sizeof key));
+    s3v_obj_info info;
+    S3V_TRY(s3v_storage_head(st, key, deadline, &info));
+    S3V_TRY(s3v_storage_del(st, key, deadline));
+    S3V_TRY(ivf_key_join(prefix, "", folder, sizeof folder));
+    if (prefix && *prefix) snprintf(folder, sizeof folder, "%s/", prefix);
+    drop_ctx d = {st, deadline, S3V_OK};
+    s3v_list_req req = {folder, NULL, NULL, 0};
+    S3V_TRY(s3v_storage_list(st, &req, deadline, drop_one, &d));
+    return d.status;
 }
 
 s3v_status ivf_index_open(s3v_storage *st, const char *prefix, cluster_cache *cache, uint64_t deadline,
@@ -326,6 +382,7 @@ s3v_status ivf_index_open_ex(s3v_storage *st, const char *prefix, cluster_cache 
     s3v_buf_free(&buf);
     free(sizes);
     sizes = NULL;
+    if (opts) ix->tail_max_slots = opts->tail_max_slots;
     if (!opts || !opts->no_tail) {
         rc = ivf_tail_new(d, ix->m.metric, ix->m.wal_start, opts ? opts->tail_max_bytes : 0, &ix->tail);
         if (rc != S3V_OK) goto fail;
@@ -1206,6 +1263,112 @@ s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, ivf_result *ou
     }
     fix_pointers(out);
     out->stats.ms_total = (double)(s3v_now_ns() - t0) / 1e6;
+    return S3V_OK;
+}
+
+/* ---- iterate everything (compaction) ---- */
+
+#define ITER_CHUNK 16
+
+struct ivf_iter {
+    ivf_index *ix;
+    uint64_t deadline;
+    held_set held;
+    cache_entry *ents[ITER_CHUNK];
+    uint32_t first, nb; /* clusters first .. first + nb - 1 are held */
+    uint32_t k, r;      /* position: entry k, row r */
+    uint32_t tail_row;
+    int in_tail;
+    int shadow;
+    float *vec;
+    uint64_t emitted;
+};
+
+s3v_status ivf_iter_new(ivf_index *ix, uint64_t deadline, ivf_iter **out)
+{
+    ivf_iter *it = calloc(1, sizeof *it);
+    if (!it) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    it->vec = malloc(ix->c.dim * sizeof *it->vec);
+    if (!it->vec) {
+        free(it);
+        return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    }
+    it->ix = ix;
+    it->deadline = deadline;
+    ivf_tail_counts tc = {0};
+    if (ix->tail) ivf_tail_get_counts(ix->tail, &tc);
+    it->shadow = tc.keys > 0;
+    *out = it;
+    return S3V_OK;
+}
+
+void ivf_iter_free(ivf_iter *it)
+{
+    if (!it) return;
+    held_release(it->ix, &it->held);
+    free(it->vec);
+    free(it);
+}
+
+s3v_status ivf_iter_next(ivf_iter *it, struct vec_record *rec, int *has)
+{
+    ivf_index *ix = it->ix;
+    uint32_t d = ix->c.dim;
+    *has = 0;
+    while (!it->in_tail) {
+        if (it->k >= it->nb) { /* the next chunk of clusters */
+            held_release(ix, &it->held);
+            it->first += it->nb;
+            it->nb = 0;
+            it->k = it->r = 0;
+            if (it->first >= ix->c.nlist) {
+                it->in_tail = 1;
+                break;
+            }
+            uint32_t batch[ITER_CHUNK];
+            for (uint32_t c = it->first; c < ix->c.nlist && it->nb < ITER_CHUNK; c++) batch[it->nb++] = c;
+            memset(it->ents, 0, sizeof it->ents);
+            get_ctx g = {it->ents, batch, it->nb};
+            S3V_TRY(fetch_slots(ix, batch, it->nb, it->deadline, &it->held, note_entry, &g, NULL));
+            continue;
+        }
+        cache_entry *e = it->ents[it->k];
+        if (!e || it->r >= e->blk.count) {
+            it->k++;
+            it->r = 0;
+            continue;
+        }
+        if (!e->rest_ready) S3V_TRY(cluster_cache_rest(ix->cache, e));
+        uint32_t r = it->r++;
+        const ivf_rest *rs = &e->rest;
+        if (it->shadow && shadowed(ix, rs, r)) continue;
+        quant_i8 qz = {d, ix->c.q_offset, ix->c.q_scale};
+        quant_decode_row(ix->c.encoding, &qz,
+                         e->blk.vectors + (size_t)r * d * ivf_encoding_size(ix->c.encoding), d, it->vec);
+        rec->row = it->emitted++;
+        rec->key = rs->keys + rs->key_off[r];
+        rec->key_len = rs->key_off[r + 1] - rs->key_off[r];
+        rec->data = it->vec;
+        rec->meta_len = rs->meta_off[r + 1] - rs->meta_off[r];
+        rec->meta = rec->meta_len ? rs->meta + rs->meta_off[r] : NULL;
+        *has = 1;
+        return S3V_OK;
+    }
+    while (ix->tail && it->tail_row < ivf_tail_rows(ix->tail)) {
+        uint32_t r = it->tail_row++;
+        if (!ivf_tail_row_live(ix->tail, r)) continue;
+        ivf_tail_row tr;
+        ivf_tail_get_row(ix->tail, r, &tr);
+        for (uint32_t j = 0; j < d; j++) it->vec[j] = le_get_f32(tr.vector + 4 * (size_t)j);
+        rec->row = it->emitted++;
+        rec->key = tr.key;
+        rec->key_len = tr.key_len;
+        rec->data = it->vec;
+        rec->meta = tr.meta;
+        rec->meta_len = tr.meta ? tr.meta_len : 0;
+        *has = 1;
+        return S3V_OK;
+    }
     return S3V_OK;
 }
 

@@ -28,6 +28,16 @@
 typedef struct ivf_index ivf_index;
 typedef struct ivf_tail ivf_tail; /* engine/tail.h */
 
+/* Reads just the manifest of the index at prefix (etag may be NULL). S3V_ERR_NOT_FOUND when there is
+ * none; a corrupt manifest is S3V_ERR_CORRUPT naming it. */
+S3V_MUST_USE s3v_status ivf_manifest_load(s3v_storage *st, const char *prefix, uint64_t deadline_ns,
+                                          ivf_manifest *out, char *etag);
+
+/* DeleteIndex: deletes the manifest (the commit point: from then on the index does not exist, and writers
+ * in flight fail their acknowledgement) and then every object under the index's prefix. S3V_ERR_NOT_FOUND
+ * when there is no manifest. */
+S3V_MUST_USE s3v_status ivf_drop(s3v_storage *st, const char *prefix, uint64_t deadline_ns);
+
 /* Reads the manifest and the centroids object of the index at `prefix` in st, and the log from the
  * manifest's start (one listing, then the objects in parallel) into the tail.
  * S3V_ERR_NOT_FOUND when there is no manifest; S3V_ERR_CORRUPT / _UNSUPPORTED with the object's name;
@@ -37,8 +47,9 @@ S3V_MUST_USE s3v_status ivf_index_open(s3v_storage *st, const char *prefix, clus
                                        uint64_t deadline_ns, ivf_index **out);
 
 typedef struct ivf_open_opts {
-    size_t tail_max_bytes; /* 0: IVF_TAIL_DEFAULT_MAX_BYTES */
-    int no_tail;           /* 1: do not read the log (tools that look at the generation alone) */
+    size_t tail_max_bytes;   /* 0: IVF_TAIL_DEFAULT_MAX_BYTES */
+    int no_tail;             /* 1: do not read the log (tools that look at the generation alone) */
+    uint64_t tail_max_slots; /* 0: the whole log; else at most this many log objects (compaction) */
 } ivf_open_opts;
 
 S3V_MUST_USE s3v_status ivf_index_open_ex(s3v_storage *st, const char *prefix, cluster_cache *cache,
@@ -151,6 +162,16 @@ S3V_MUST_USE s3v_status ivf_index_list(ivf_index *ix, const ivf_list_req *req, i
                                        char next_token[IVF_TOKEN_MAX]);
 
 void ivf_result_free(ivf_result *r);
+
+/* Every live vector of the index, generation first (vectors the tail overwrote or deleted skipped),
+ * then the tail's live puts: what compaction folds into a new generation. Vectors are decoded to float32
+ * (f16 and i8 generations give their stored approximation). Clusters are fetched CHUNK at a time and
+ * released when passed. The record (engine/input.h) stays valid until the next call. */
+typedef struct ivf_iter ivf_iter;
+struct vec_record;
+S3V_MUST_USE s3v_status ivf_iter_new(ivf_index *ix, uint64_t deadline_ns, ivf_iter **out);
+S3V_MUST_USE s3v_status ivf_iter_next(ivf_iter *it, struct vec_record *rec, int *has);
+void ivf_iter_free(ivf_iter *it);
 
 typedef struct ivf_verify_report {
     uint64_t vectors;  /* vectors in verified clusters */
