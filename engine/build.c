@@ -222,7 +222,7 @@ static s3v_status pass_read(builder *b, const ivf_source *in)
         b->vmax[j] = -INFINITY;
     }
     uint64_t hint = in->count_hint;
-    if (hint) S3V_CHECK(grow(b, hint));
+    S3V_CHECK(grow(b, hint ? hint : 1)); /* also for an empty input: rest_off[0] is written below */
     for (;;) {
         vec_record rec;
         int has = 0;

@@ -339,7 +339,7 @@ s3v_status ivf_tail_apply(ivf_tail *t, uint8_t *bytes, const wal_object *o)
         return st;
     }
     uint32_t b = (uint32_t)t->nbufs++;
-    t->bufs[b] = (tbuf){bytes, size, 0};
+    t->bufs[b] = (tbuf){bytes, size, 1}; /* held while applying: a later record may replace an earlier one */
     t->buf_bytes += size;
     size_t pos = 0;
     wal_record rec;
@@ -398,6 +398,7 @@ s3v_status ivf_tail_apply(ivf_tail *t, uint8_t *bytes, const wal_object *o)
             t->tombstones++;
         }
     }
+    unref(t, b); /* the hold taken above; the keys of the object still refer to it */
     t->next++;
     t->objects++;
     t->records += o->count;
