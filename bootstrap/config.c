@@ -88,6 +88,36 @@ int bs_config_load(bs_config *cfg, char *msg, size_t n)
         cfg->fresh_ms = (uint32_t)llround(s * 1000.0);
     }
 
+    cfg->tail_ms = 0;
+    if ((v = getenv("S3VEC_TAIL_SECONDS")) && *v) {
+        char *end = NULL;
+        double s = strtod(v, &end);
+        if (*end || !(s >= 0 && s <= MAX_FRESH_SECONDS))
+            return fail(msg, n, "%s must be a number of seconds between 0 and 86400 (got '%s')",
+                        "S3VEC_TAIL_SECONDS", v);
+        cfg->tail_ms = (uint32_t)llround(s * 1000.0);
+    }
+
+    cfg->allow_writes = 0;
+    if ((v = getenv("S3VEC_ALLOW_WRITES")) && *v) {
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            cfg->allow_writes = 1;
+        else if (strcmp(v, "false") != 0 && strcmp(v, "0") != 0)
+            return fail(msg, n, "%s must be true or false (got '%s')", "S3VEC_ALLOW_WRITES", v);
+    }
+
+    /* the unindexed tail of each open index, and compaction's copy of the log: half of the function's
+     * memory beyond the process allowance each (they are rarely large at once), at least 64 MiB */
+    cfg->tail_mb = cfg->memory_mb > PROCESS_ALLOWANCE ? (cfg->memory_mb - PROCESS_ALLOWANCE) / 2 : 512;
+    if (cfg->tail_mb < 64) cfg->tail_mb = 64;
+    if ((v = getenv("S3VEC_TAIL_MB")) && *v) {
+        if (parse_uint(v, 1, 1u << 20, &u) != 0)
+            return fail(msg, n, "%s must be a whole number of MiB (got '%s')", "S3VEC_TAIL_MB", v);
+        cfg->tail_mb = (size_t)u;
+    }
+    if (copy_env(cfg->tmp_dir, sizeof cfg->tmp_dir, "S3VEC_TMP_DIR", msg, n)) return -1;
+    if (!cfg->tmp_dir[0]) snprintf(cfg->tmp_dir, sizeof cfg->tmp_dir, "/tmp");
+
     cfg->max_open = DEFAULT_MAX_OPEN;
     if ((v = getenv("S3VEC_MAX_OPEN_INDEXES")) && *v) {
         if (parse_uint(v, 1, 4096, &u) != 0)

@@ -6,6 +6,13 @@
  *   S3VEC_CACHE_MB         cluster cache size; default from AWS_LAMBDA_FUNCTION_MEMORY_SIZE (see below)
  *   S3VEC_FRESH_SECONDS    freshness interval of open indexes, seconds (decimal); default 10, 0 = always
  *   S3VEC_MAX_OPEN_INDEXES indexes kept open at once; default 32
+ *   S3VEC_ALLOW_WRITES     "true": serve CreateIndex, DeleteIndex, PutVectors, DeleteVectors and Compact;
+ *                          default false (read-only); the template sets it from AllowWrites
+ *   S3VEC_TAIL_SECONDS     how often the write-ahead log is read before reads (decimal); default 0 = before
+ *                          every read (read-your-writes); more trades staleness for one GET per read
+ *   S3VEC_TAIL_MB          memory for an open index's unfolded log, and for compaction's; default half of
+ *                          what the function has beyond 96 MiB, at least 64 (512 without a memory size)
+ *   S3VEC_TMP_DIR          compaction's spill files; default /tmp
  *   S3VEC_DIRECT_ERRORS    "payload" (default) or "function": how direct invocations receive errors
  *   S3VEC_LOG              error | warn | info (default) | debug
  *   S3VEC_SIMD             "scalar" forces the scalar kernels
@@ -40,6 +47,10 @@ typedef struct bs_config {
     char region[64];
     char account[16];
     uint32_t memory_mb; /* 0 when unknown */
+    int allow_writes;
+    uint32_t tail_ms;
+    size_t tail_mb;
+    char tmp_dir[512];
 } bs_config;
 
 /* Reads the environment into *cfg. Returns 0, or -1 with a message in msg (msg_size bytes). */

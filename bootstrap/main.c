@@ -96,7 +96,12 @@ int main(int argc, char **argv)
                     .max_open_indexes = cfg.max_open,
                     .region = cfg.region,
                     .account = cfg.account,
-                    .direct_errors = cfg.direct_errors};
+                    .direct_errors = cfg.direct_errors,
+                    .allow_writes = cfg.allow_writes,
+                    .tail_ms = cfg.tail_ms,
+                    .tail_max_bytes = cfg.tail_mb << 20,
+                    .tmp_dir = cfg.tmp_dir,
+                    .compact_max_bytes = cfg.tail_mb << 20};
     hd_handler *h = NULL;
     rc = hd_handler_new(&hc, st, &h);
     if (rc != S3V_OK) init_fail(rt, "Runtime.InitError", s3v_errmsg(rc));
@@ -114,10 +119,11 @@ int main(int argc, char **argv)
     }
     s3v_log(S3V_LOG_INFO,
             "init: ready in %.2f ms (+ %.2f ms default index %s); storage %s, kernels %s, cache %zu MiB, "
-            "freshness %u ms, direct errors as %s",
+            "freshness %u ms, log read every %u ms, direct errors as %s, %s",
             ms_ready, ms_index, cfg.default_index[0] ? cfg.default_index : "(none)", cfg.storage, kt->name,
-            cfg.cache_mb, cfg.fresh_ms,
-            cfg.direct_errors == HD_ERROR_MODE_FUNCTION ? "function errors" : "payloads");
+            cfg.cache_mb, cfg.fresh_ms, cfg.tail_ms,
+            cfg.direct_errors == HD_ERROR_MODE_FUNCTION ? "function errors" : "payloads",
+            cfg.allow_writes ? "writes allowed" : "read-only");
 
     static rt_invocation inv;
     for (;;) {

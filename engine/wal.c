@@ -400,6 +400,18 @@ static void remove_object(wal_writer *w, const char *key, uint64_t deadline, wal
     if (rc != S3V_OK) s3v_log(S3V_LOG_WARN, "log object %s was not removed: %s", key, s3v_errmsg(rc));
 }
 
+s3v_status wal_writer_prepare(wal_writer *w, uint64_t deadline, const ivf_manifest **out)
+{
+    if (!w->have_m || s3v_now_ns() - w->m_mono_ns > window_ns(&w->m)) {
+        wal_append_info info = {0};
+        s3v_status rc = read_manifest(w, deadline, &info);
+        if (rc == S3V_ERR_NOT_FOUND) return s3v_errorf(S3V_ERR_NOT_FOUND, "the index does not exist");
+        S3V_TRY(rc);
+    }
+    *out = &w->m;
+    return S3V_OK;
+}
+
 s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadline, wal_append_info *info)
 {
     wal_append_info local;

@@ -154,4 +154,9 @@ S3V_MUST_USE s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uin
 /* The manifest the writer read last (valid until the next append), or NULL. */
 const ivf_manifest *wal_writer_manifest(const wal_writer *w);
 
+/* Makes sure the writer holds a manifest read within its window (reading it when not) and returns it, so
+ * that a caller can validate records against the index (dimension, metric, encoding, non-filterable keys)
+ * before appending without an extra request. S3V_ERR_NOT_FOUND when there is no index. */
+S3V_MUST_USE s3v_status wal_writer_prepare(wal_writer *w, uint64_t deadline_ns, const ivf_manifest **out);
+
 #endif

@@ -17,25 +17,28 @@
 typedef struct op_entry {
     const char *name;
     hd_op_fn fn; /* NULL: an S3 Vectors operation this version does not serve */
+    int writes;  /* served only when the configuration allows writes */
+    int direct;  /* served only to direct invocations (not over HTTP) */
 } op_entry;
 
 static const op_entry OPS[] = {
-    {"QueryVectors", hd_op_query_vectors},
-    {"GetVectors", hd_op_get_vectors},
-    {"ListVectors", hd_op_list_vectors},
-    {"GetIndex", hd_op_get_index},
-    {"ListIndexes", hd_op_list_indexes},
-    {"PutVectors", NULL},
-    {"DeleteVectors", NULL},
-    {"CreateIndex", NULL},
-    {"DeleteIndex", NULL},
-    {"CreateVectorBucket", NULL},
-    {"DeleteVectorBucket", NULL},
-    {"GetVectorBucket", NULL},
-    {"ListVectorBuckets", NULL},
-    {"GetVectorBucketPolicy", NULL},
-    {"PutVectorBucketPolicy", NULL},
-    {"DeleteVectorBucketPolicy", NULL},
+    {"QueryVectors", hd_op_query_vectors, 0, 0},
+    {"GetVectors", hd_op_get_vectors, 0, 0},
+    {"ListVectors", hd_op_list_vectors, 0, 0},
+    {"GetIndex", hd_op_get_index, 0, 0},
+    {"ListIndexes", hd_op_list_indexes, 0, 0},
+    {"PutVectors", hd_op_put_vectors, 1, 0},
+    {"DeleteVectors", hd_op_delete_vectors, 1, 0},
+    {"CreateIndex", hd_op_create_index, 1, 0},
+    {"DeleteIndex", hd_op_delete_index, 1, 0},
+    {"Compact", hd_op_compact, 1, 1},
+    {"CreateVectorBucket", NULL, 0, 0},
+    {"DeleteVectorBucket", NULL, 0, 0},
+    {"GetVectorBucket", NULL, 0, 0},
+    {"ListVectorBuckets", NULL, 0, 0},
+    {"GetVectorBucketPolicy", NULL, 0, 0},
+    {"PutVectorBucketPolicy", NULL, 0, 0},
+    {"DeleteVectorBucketPolicy", NULL, 0, 0},
 };
 
 s3v_status hd_handler_new(const hd_config *cfg, s3v_storage *st, hd_handler **out)
@@ -55,7 +58,10 @@ s3v_status hd_handler_new(const hd_config *cfg, s3v_storage *st, hd_handler **ou
     s3v_buf_init(&h->body, h->cfg.max_response_size);
     s3v_buf_init(&h->resp, h->cfg.max_response_size);
     h->qvec = malloc(IVF_DIM_MAX * sizeof *h->qvec);
-    hd_registry_opts ro = {cfg->cache_bytes, cfg->fresh_ms, cfg->max_open_indexes};
+    snprintf(h->tmp_dir, sizeof h->tmp_dir, "%s", cfg->tmp_dir && *cfg->tmp_dir ? cfg->tmp_dir : "/tmp");
+    h->cfg.tmp_dir = h->tmp_dir;
+    hd_registry_opts ro = {cfg->cache_bytes, cfg->fresh_ms, cfg->max_open_indexes, cfg->tail_ms,
+                           cfg->tail_max_bytes};
     s3v_status rc = h->qvec ? hd_registry_new(st, &ro, &h->reg) : s3v_errorf(S3V_ERR_NOMEM, "out of memory");
     if (rc != S3V_OK) {
         free(h->qvec);
@@ -245,11 +251,24 @@ s3v_status hd_handler_invoke(hd_handler *h, const hd_invocation *inv, const uint
         } else if (!op->fn) {
             st = hd_err_set(
                 &h->err, HD_ERR_NOT_IMPLEMENTED, S3V_ERR_UNSUPPORTED,
-                "%s is not served by this deployment (read operations only: QueryVectors, GetVectors, "
-                "ListVectors, GetIndex, ListIndexes)",
+                "%s is not served by s3vec (vector buckets are folders of the deployment's storage; "
+                "the operations are QueryVectors, GetVectors, ListVectors, GetIndex, ListIndexes, "
+                "CreateIndex, DeleteIndex, PutVectors and DeleteVectors)",
                 op->name);
+        } else if (op->direct && hd_event_is_http(ev.kind)) {
+            st = hd_err_set(
+                &h->err, HD_ERR_UNKNOWN_OPERATION, S3V_ERR_INVALID,
+                "%s is a direct invocation of the function (Invoke or a schedule), not an HTTP route",
+                op->name);
+        } else if (op->writes && !h->cfg.allow_writes) {
+            st =
+                hd_err_set(&h->err, HD_ERR_ACCESS_DENIED, S3V_ERR_ACCESS_DENIED,
+                           "%s writes, and this deployment is read-only (deploy with AllowWrites=true, which "
+                           "sets S3VEC_ALLOW_WRITES=true)",
+                           op->name);
         } else {
             r.in = ev.request;
+            r.direct = !hd_event_is_http(ev.kind);
             st = op->fn(&r);
         }
     }

@@ -1,8 +1,10 @@
 /* handler/handler.h: one Lambda event in, one response payload out: the S3 Vectors API on the engine.
  *
  * hd_handler_invoke() decodes the event (handler/event.h), routes the operation (QueryVectors,
- * GetVectors, ListVectors, GetIndex, ListIndexes), validates the request against the s3vectors
- * service model, runs it on the warm index (handler/registry.h) and encodes the answer:
+ * GetVectors, ListVectors, GetIndex, ListIndexes; and, when the configuration allows writes, CreateIndex,
+ * DeleteIndex, PutVectors, DeleteVectors, and the direct-invocation-only Compact), validates the request
+ * against the s3vectors service model, runs it on the warm index (handler/registry.h) or the write-ahead
+ * log (engine/wal.h) and encodes the answer:
  *  - HTTP events (API Gateway REST v1, HTTP API v2, Function URL): the proxy response
  *    {"statusCode", "headers", "body", "isBase64Encoded"}; errors carry the model's HTTP status, the
  *    header x-amzn-ErrorType (what botocore's rest-json parser reads to raise the modeled exception)
@@ -35,12 +37,14 @@
 #include "handler/errors.h"
 #include "handler/event.h"
 
-#define HD_RESPONSE_MAX     (6u * 1024u * 1024u) /* bytes: Lambda's synchronous response limit */
-#define HD_QUERY_TOPK_MAX   100                  /* S3 Vectors: top-K results per QueryVectors */
-#define HD_GET_KEYS_MAX     100                  /* GetVectors keys */
-#define HD_LIST_MAX_RESULTS 1000                 /* ListVectors maxResults */
-#define HD_LIST_SEGMENTS    16                   /* ListVectors segmentCount */
-#define HD_LIST_INDEXES_MAX 500                  /* ListIndexes maxResults */
+#define HD_RESPONSE_MAX       (6u * 1024u * 1024u) /* bytes: Lambda's synchronous response limit */
+#define HD_QUERY_TOPK_MAX     100                  /* S3 Vectors: top-K results per QueryVectors */
+#define HD_GET_KEYS_MAX       100                  /* GetVectors keys */
+#define HD_LIST_MAX_RESULTS   1000                 /* ListVectors maxResults */
+#define HD_LIST_SEGMENTS      16                   /* ListVectors segmentCount */
+#define HD_LIST_INDEXES_MAX   500                  /* ListIndexes maxResults */
+#define HD_PUT_VECTORS_MAX    500                  /* PutVectors vectors / DeleteVectors keys */
+#define HD_NON_FILTERABLE_MAX 10                   /* CreateIndex nonFilterableMetadataKeys */
 
 typedef struct hd_config {
     size_t cache_bytes;           /* cluster cache budget */
@@ -51,6 +55,11 @@ typedef struct hd_config {
     hd_error_mode direct_errors;  /* default for direct invocations: PAYLOAD (DEFAULT means PAYLOAD) */
     size_t max_response_size;     /* 0: HD_RESPONSE_MAX */
     uint32_t deadline_reserve_ms; /* time kept back from the Lambda deadline to encode and post; 0: 200 */
+    int allow_writes;             /* serve CreateIndex, DeleteIndex, PutVectors, DeleteVectors, Compact */
+    uint32_t tail_ms;             /* read the log at most this often before reads; 0: before every read */
+    size_t tail_max_bytes;        /* unindexed tail memory per open index; 0: the engine's default */
+    const char *tmp_dir;          /* compaction's spill files; NULL: /tmp (copied) */
+    size_t compact_max_bytes;     /* compaction's memory for the folded log; 0: the engine's default */
 } hd_config;
 
 typedef struct hd_handler hd_handler;

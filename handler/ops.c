@@ -24,15 +24,15 @@
 /* ---- request members ---- */
 
 /* A member, or NULL when absent or JSON null (null is treated as absent, as AWS JSON services do). */
-static const cJSON *member(const hd_req *r, const char *name)
+const cJSON *hd_member(const hd_req *r, const char *name)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(r->in, name);
     return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-static s3v_status get_bool(hd_req *r, const char *name, int *out)
+s3v_status hd_get_bool(hd_req *r, const char *name, int *out)
 {
-    const cJSON *v = member(r, name);
+    const cJSON *v = hd_member(r, name);
     if (!v) return S3V_OK;
     if (!cJSON_IsBool(v)) return hd_err_field(r->err, name, "must be a boolean (true or false)");
     *out = cJSON_IsTrue(v);
@@ -40,10 +40,10 @@ static s3v_status get_bool(hd_req *r, const char *name, int *out)
 }
 
 /* An integer member in [min, max]; *present tells whether it was given (out untouched when not). */
-static s3v_status get_int(hd_req *r, const char *name, long long min, long long max, int required,
-                          long long *out, int *present)
+s3v_status hd_get_int(hd_req *r, const char *name, long long min, long long max, int required, long long *out,
+                      int *present)
 {
-    const cJSON *v = member(r, name);
+    const cJSON *v = hd_member(r, name);
     if (present) *present = v != NULL;
     if (!v) return required ? hd_err_field(r->err, name, "is required") : S3V_OK;
     double d = v->valuedouble;
@@ -55,7 +55,7 @@ static s3v_status get_int(hd_req *r, const char *name, long long min, long long 
     return S3V_OK;
 }
 
-static size_t utf8_chars(const char *s)
+size_t hd_utf8_chars(const char *s)
 {
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -64,14 +64,13 @@ static size_t utf8_chars(const char *s)
 }
 
 /* A string member of min..max characters (Unicode code points). */
-static s3v_status get_string(hd_req *r, const char *name, size_t min, size_t max, int required,
-                             const char **out)
+s3v_status hd_get_string(hd_req *r, const char *name, size_t min, size_t max, int required, const char **out)
 {
-    const cJSON *v = member(r, name);
+    const cJSON *v = hd_member(r, name);
     *out = NULL;
     if (!v) return required ? hd_err_field(r->err, name, "is required") : S3V_OK;
     if (!cJSON_IsString(v)) return hd_err_field(r->err, name, "must be a string");
-    size_t n = utf8_chars(v->valuestring);
+    size_t n = hd_utf8_chars(v->valuestring);
     if (n < min || n > max)
         return hd_err_field(r->err, name, "must be between %zu and %zu characters long (got %zu)", min, max,
                             n);
@@ -80,12 +79,12 @@ static s3v_status get_string(hd_req *r, const char *name, size_t min, size_t max
 }
 
 /* vectorBucketName + indexName, or indexArn (both forms may be given when they agree). */
-static s3v_status resolve_index(hd_req *r)
+s3v_status hd_resolve_index(hd_req *r)
 {
     const char *arn, *vbn, *ixn, *why;
-    S3V_TRY(get_string(r, "indexArn", 1, INDEX_ARN_MAX_CHARS, 0, &arn));
-    S3V_TRY(get_string(r, "vectorBucketName", 0, SIZE_MAX, 0, &vbn));
-    S3V_TRY(get_string(r, "indexName", 0, SIZE_MAX, 0, &ixn));
+    S3V_TRY(hd_get_string(r, "indexArn", 1, INDEX_ARN_MAX_CHARS, 0, &arn));
+    S3V_TRY(hd_get_string(r, "vectorBucketName", 0, SIZE_MAX, 0, &vbn));
+    S3V_TRY(hd_get_string(r, "indexName", 0, SIZE_MAX, 0, &ixn));
     if (vbn && (why = hd_name_bucket_problem(vbn, strlen(vbn))) != NULL)
         return hd_err_field(r->err, "vectorBucketName", "%s", why);
     if (ixn && (why = hd_name_index_problem(ixn, strlen(ixn))) != NULL)
@@ -108,19 +107,19 @@ static s3v_status resolve_index(hd_req *r)
     return S3V_OK;
 }
 
-static s3v_status not_found_index(hd_req *r, s3v_status st)
+s3v_status hd_not_found_index(hd_req *r, s3v_status st)
 {
     s3v_log(S3V_LOG_DEBUG, "index %s/%s: %s", r->vb, r->idx, s3v_errmsg(st));
     return hd_err_set(r->err, HD_ERR_NOT_FOUND, st,
                       "The specified index could not be found: %s in vector bucket %s", r->idx, r->vb);
 }
 
-static s3v_status open_index(hd_req *r, ivf_index **ix, hd_open_info *info)
+s3v_status hd_open_index(hd_req *r, ivf_index **ix, hd_open_info *info)
 {
     uint64_t t0 = s3v_now_ns();
     s3v_status st = hd_registry_get(r->h->reg, r->vb, r->idx, r->deadline, ix, info);
     r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
-    if (st == S3V_ERR_NOT_FOUND) return not_found_index(r, st);
+    if (st == S3V_ERR_NOT_FOUND) return hd_not_found_index(r, st);
     if (st != S3V_OK) return hd_err_status(r->err, st, NULL);
     return S3V_OK;
 }
@@ -170,7 +169,7 @@ static s3v_status put_ms(s3v_buf *b, const char *name, double ms)
 }
 
 /* Writes the output of a failed output step: the only failure is the response cap or memory. */
-static s3v_status output_failed(hd_req *r, s3v_status st)
+s3v_status hd_output_failed(hd_req *r, s3v_status st)
 {
     if (st == S3V_ERR_TOO_LARGE)
         return hd_err_set(
@@ -185,7 +184,7 @@ static s3v_status output_failed(hd_req *r, s3v_status st)
 
 static s3v_status parse_query_vector(hd_req *r, uint32_t *dim)
 {
-    const cJSON *qv = member(r, "queryVector");
+    const cJSON *qv = hd_member(r, "queryVector");
     if (!qv) return hd_err_field(r->err, "queryVector", "is required");
     if (!cJSON_IsObject(qv))
         return hd_err_field(r->err, "queryVector", "must be an object such as {\"float32\": [...]}");
@@ -226,6 +225,12 @@ static s3v_status put_statistics(s3v_buf *b, const ivf_stats *s, const hd_open_i
     S3V_TRY(put_ms(b, "msFetch", s->ms_fetch));
     S3V_TRY(put_ms(b, "msScan", s->ms_scan));
     S3V_TRY(put_ms(b, "msQuery", s->ms_total));
+    S3V_TRY(put_count(b, "tailVectors", s->tail_vectors));
+    S3V_TRY(put_count(b, "tailScored", s->tail_scored));
+    S3V_TRY(put_count(b, "tailShadowed", s->tail_shadowed));
+    S3V_TRY(put_ms(b, "msTail", s->ms_tail));
+    S3V_TRY(hd_json_raw(b, oi->tail_checked ? ",\"tailChecked\":true" : ",\"tailChecked\":false"));
+    S3V_TRY(put_count(b, "tailObjectsRead", oi->tail_objects));
     S3V_TRY(put_ms(b, "msIndexOpen", oi->ms_open));
     S3V_TRY(hd_json_raw(b, oi->opened ? ",\"indexOpened\":true" : ",\"indexOpened\":false"));
     S3V_TRY(hd_json_raw(b, oi->checked ? ",\"indexChecked\":true" : ",\"indexChecked\":false"));
@@ -236,18 +241,18 @@ static s3v_status put_statistics(s3v_buf *b, const ivf_stats *s, const hd_open_i
 
 s3v_status hd_op_query_vectors(hd_req *r)
 {
-    S3V_TRY(resolve_index(r));
+    S3V_TRY(hd_resolve_index(r));
     long long topk = 0, nprobe = 0;
     int want_meta = 0, want_dist = 0, want_stats = 0, has_nprobe = 0;
-    S3V_TRY(get_int(r, "topK", 1, HD_QUERY_TOPK_MAX, 1, &topk, NULL));
+    S3V_TRY(hd_get_int(r, "topK", 1, HD_QUERY_TOPK_MAX, 1, &topk, NULL));
     uint32_t dim = 0;
     S3V_TRY(parse_query_vector(r, &dim));
-    S3V_TRY(get_bool(r, "returnMetadata", &want_meta));
-    S3V_TRY(get_bool(r, "returnDistance", &want_dist));
-    S3V_TRY(get_bool(r, "returnStatistics", &want_stats));
-    S3V_TRY(get_int(r, "nprobe", 1, IVF_NLIST_MAX, 0, &nprobe, &has_nprobe));
+    S3V_TRY(hd_get_bool(r, "returnMetadata", &want_meta));
+    S3V_TRY(hd_get_bool(r, "returnDistance", &want_dist));
+    S3V_TRY(hd_get_bool(r, "returnStatistics", &want_stats));
+    S3V_TRY(hd_get_int(r, "nprobe", 1, IVF_NLIST_MAX, 0, &nprobe, &has_nprobe));
     float recall = 0;
-    const cJSON *rt = member(r, "recallTarget");
+    const cJSON *rt = hd_member(r, "recallTarget");
     if (rt) {
         if (!cJSON_IsNumber(rt) || !(rt->valuedouble > 0 && rt->valuedouble <= 1))
             return hd_err_field(r->err, "recallTarget", "must be a number greater than 0 and at most 1");
@@ -255,14 +260,14 @@ s3v_status hd_op_query_vectors(hd_req *r)
         recall = (float)rt->valuedouble;
     }
     s3v_filter *flt = NULL;
-    const cJSON *fj = member(r, "filter");
+    const cJSON *fj = hd_member(r, "filter");
     if (fj) {
         s3v_status fs = filter_compile(fj, &flt);
         if (fs != S3V_OK) return hd_err_status(r->err, fs, "filter");
     }
     ivf_index *ix;
     hd_open_info oi;
-    s3v_status st = open_index(r, &ix, &oi);
+    s3v_status st = hd_open_index(r, &ix, &oi);
     if (st != S3V_OK) goto done;
     const ivf_manifest *m = ivf_index_manifest(ix);
     if (flt) {
@@ -288,7 +293,7 @@ s3v_status hd_op_query_vectors(hd_req *r)
         s3v_status cs = hd_registry_recheck(r->h->reg, r->vb, r->idx, r->deadline, &changed);
         if (cs == S3V_ERR_NOT_FOUND) {
             r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
-            st = not_found_index(r, cs);
+            st = hd_not_found_index(r, cs);
             goto done;
         }
         if (cs == S3V_OK && changed) {
@@ -320,7 +325,7 @@ s3v_status hd_op_query_vectors(hd_req *r)
     if (os == S3V_OK) os = hd_json_raw(b, "}");
     r->results = (uint32_t)res.len;
     ivf_result_free(&res);
-    if (os != S3V_OK) st = output_failed(r, os);
+    if (os != S3V_OK) st = hd_output_failed(r, os);
 done:
     filter_free(flt);
     return st;
@@ -346,9 +351,9 @@ static s3v_status put_vector_list(hd_req *r, const ivf_result *res, uint32_t dim
 
 s3v_status hd_op_get_vectors(hd_req *r)
 {
-    S3V_TRY(resolve_index(r));
+    S3V_TRY(hd_resolve_index(r));
     int want_data = 0, want_meta = 0;
-    const cJSON *keys = member(r, "keys");
+    const cJSON *keys = hd_member(r, "keys");
     if (!keys) return hd_err_field(r->err, "keys", "is required");
     if (!cJSON_IsArray(keys)) return hd_err_field(r->err, "keys", "must be a list of strings");
     int nk = cJSON_GetArraySize(keys);
@@ -358,7 +363,7 @@ s3v_status hd_op_get_vectors(hd_req *r)
     size_t kl[HD_GET_KEYS_MAX];
     int i = 0;
     for (const cJSON *e = keys->child; e; e = e->next, i++) {
-        size_t chars = cJSON_IsString(e) ? utf8_chars(e->valuestring) : 0;
+        size_t chars = cJSON_IsString(e) ? hd_utf8_chars(e->valuestring) : 0;
         if (chars < 1 || chars > VECTOR_KEY_MAX_CHARS) {
             char path[32];
             snprintf(path, sizeof path, "keys[%d]", i);
@@ -369,11 +374,11 @@ s3v_status hd_op_get_vectors(hd_req *r)
         kp[i] = (const uint8_t *)e->valuestring;
         kl[i] = strlen(e->valuestring);
     }
-    S3V_TRY(get_bool(r, "returnData", &want_data));
-    S3V_TRY(get_bool(r, "returnMetadata", &want_meta));
+    S3V_TRY(hd_get_bool(r, "returnData", &want_data));
+    S3V_TRY(hd_get_bool(r, "returnMetadata", &want_meta));
     ivf_index *ix;
     hd_open_info oi;
-    S3V_TRY(open_index(r, &ix, &oi));
+    S3V_TRY(hd_open_index(r, &ix, &oi));
     ivf_result res;
     uint64_t t0 = s3v_now_ns();
     s3v_status st = ivf_index_get(ix, kp, kl, (size_t)nk, want_data, want_meta, r->deadline, &res);
@@ -382,7 +387,7 @@ s3v_status hd_op_get_vectors(hd_req *r)
         s3v_status cs = hd_registry_recheck(r->h->reg, r->vb, r->idx, r->deadline, &changed);
         if (cs == S3V_ERR_NOT_FOUND) {
             r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
-            return not_found_index(r, cs);
+            return hd_not_found_index(r, cs);
         }
         if (cs == S3V_OK && changed && (ix = hd_registry_peek(r->h->reg, r->vb, r->idx)) != NULL)
             st = ivf_index_get(ix, kp, kl, (size_t)nk, want_data, want_meta, r->deadline, &res);
@@ -393,32 +398,32 @@ s3v_status hd_op_get_vectors(hd_req *r)
     if (os == S3V_OK) os = hd_json_raw(r->out, "}");
     r->results = (uint32_t)res.len;
     ivf_result_free(&res);
-    return os == S3V_OK ? S3V_OK : output_failed(r, os);
+    return os == S3V_OK ? S3V_OK : hd_output_failed(r, os);
 }
 
 /* ---- ListVectors ---- */
 
 s3v_status hd_op_list_vectors(hd_req *r)
 {
-    S3V_TRY(resolve_index(r));
+    S3V_TRY(hd_resolve_index(r));
     long long max_results = LIST_DEFAULT_RESULTS, segc = 1, segi = 0;
     int has_segc = 0, has_segi = 0, want_data = 0, want_meta = 0;
     const char *token;
-    S3V_TRY(get_int(r, "maxResults", 1, HD_LIST_MAX_RESULTS, 0, &max_results, NULL));
-    S3V_TRY(get_string(r, "nextToken", 1, LIST_TOKEN_MAX_CHARS, 0, &token));
-    S3V_TRY(get_int(r, "segmentCount", 1, HD_LIST_SEGMENTS, 0, &segc, &has_segc));
-    S3V_TRY(get_int(r, "segmentIndex", 0, HD_LIST_SEGMENTS - 1, 0, &segi, &has_segi));
+    S3V_TRY(hd_get_int(r, "maxResults", 1, HD_LIST_MAX_RESULTS, 0, &max_results, NULL));
+    S3V_TRY(hd_get_string(r, "nextToken", 1, LIST_TOKEN_MAX_CHARS, 0, &token));
+    S3V_TRY(hd_get_int(r, "segmentCount", 1, HD_LIST_SEGMENTS, 0, &segc, &has_segc));
+    S3V_TRY(hd_get_int(r, "segmentIndex", 0, HD_LIST_SEGMENTS - 1, 0, &segi, &has_segi));
     if (has_segc && !has_segi)
         return hd_err_field(r->err, "segmentIndex", "is required when segmentCount is given");
     if (has_segi && !has_segc)
         return hd_err_field(r->err, "segmentCount", "is required when segmentIndex is given");
     if (segi >= segc)
         return hd_err_field(r->err, "segmentIndex", "must be less than segmentCount (%lld)", segc);
-    S3V_TRY(get_bool(r, "returnData", &want_data));
-    S3V_TRY(get_bool(r, "returnMetadata", &want_meta));
+    S3V_TRY(hd_get_bool(r, "returnData", &want_data));
+    S3V_TRY(hd_get_bool(r, "returnMetadata", &want_meta));
     ivf_index *ix;
     hd_open_info oi;
-    S3V_TRY(open_index(r, &ix, &oi));
+    S3V_TRY(hd_open_index(r, &ix, &oi));
     ivf_list_req lr = {.segment_count = (uint32_t)segc,
                        .segment_index = (uint32_t)segi,
                        .max_results = (uint32_t)max_results,
@@ -440,7 +445,7 @@ s3v_status hd_op_list_vectors(hd_req *r)
     if (os == S3V_OK) os = hd_json_raw(r->out, "}");
     r->results = (uint32_t)res.len;
     ivf_result_free(&res);
-    return os == S3V_OK ? S3V_OK : output_failed(r, os);
+    return os == S3V_OK ? S3V_OK : hd_output_failed(r, os);
 }
 
 /* ---- GetIndex / ListIndexes ---- */
@@ -515,26 +520,26 @@ static s3v_status read_manifest(hd_req *r, const char *vb, const char *idx, ivf_
 
 s3v_status hd_op_get_index(hd_req *r)
 {
-    S3V_TRY(resolve_index(r));
+    S3V_TRY(hd_resolve_index(r));
     ivf_index *ix = hd_registry_peek(r->h->reg, r->vb, r->idx);
     s3v_status st;
     if (ix) { /* open: go through the registry so freshness applies */
         hd_open_info oi;
-        S3V_TRY(open_index(r, &ix, &oi));
+        S3V_TRY(hd_open_index(r, &ix, &oi));
         st = hd_json_raw(r->out, "{\"index\":");
         if (st == S3V_OK) st = put_index(r, r->vb, r->idx, ivf_index_manifest(ix), 1);
     } else {
         ivf_manifest m;
         int have;
         st = read_manifest(r, r->vb, r->idx, &m, &have);
-        if (st == S3V_ERR_NOT_FOUND) return not_found_index(r, st);
+        if (st == S3V_ERR_NOT_FOUND) return hd_not_found_index(r, st);
         if (st != S3V_OK) return hd_err_status(r->err, st, NULL);
         st = hd_json_raw(r->out, "{\"index\":");
         if (st == S3V_OK) st = put_index(r, r->vb, r->idx, &m, 1);
         ivf_manifest_free(&m);
     }
     if (st == S3V_OK) st = hd_json_raw(r->out, "}");
-    if (st != S3V_OK) return output_failed(r, st);
+    if (st != S3V_OK) return hd_output_failed(r, st);
     r->results = 1;
     return S3V_OK;
 }
@@ -568,11 +573,11 @@ s3v_status hd_op_list_indexes(hd_req *r)
     const char *vbn, *arn, *token, *prefix, *why;
     long long max_results = INDEXES_DEFAULT_RESULTS;
     char vb[HD_NAME_MAX];
-    S3V_TRY(get_string(r, "vectorBucketName", 0, SIZE_MAX, 0, &vbn));
-    S3V_TRY(get_string(r, "vectorBucketArn", 1, INDEX_ARN_MAX_CHARS, 0, &arn));
-    S3V_TRY(get_int(r, "maxResults", 1, HD_LIST_INDEXES_MAX, 0, &max_results, NULL));
-    S3V_TRY(get_string(r, "nextToken", 1, INDEX_TOKEN_MAX_CHARS, 0, &token));
-    S3V_TRY(get_string(r, "prefix", 1, 63, 0, &prefix));
+    S3V_TRY(hd_get_string(r, "vectorBucketName", 0, SIZE_MAX, 0, &vbn));
+    S3V_TRY(hd_get_string(r, "vectorBucketArn", 1, INDEX_ARN_MAX_CHARS, 0, &arn));
+    S3V_TRY(hd_get_int(r, "maxResults", 1, HD_LIST_INDEXES_MAX, 0, &max_results, NULL));
+    S3V_TRY(hd_get_string(r, "nextToken", 1, INDEX_TOKEN_MAX_CHARS, 0, &token));
+    S3V_TRY(hd_get_string(r, "prefix", 1, 63, 0, &prefix));
     if (vbn && (why = hd_name_bucket_problem(vbn, strlen(vbn))) != NULL)
         return hd_err_field(r->err, "vectorBucketName", "%s", why);
     if (arn) {
@@ -660,5 +665,5 @@ s3v_status hd_op_list_indexes(hd_req *r)
     if (os == S3V_OK) os = hd_json_raw(b, "}");
     free(ln.names);
     r->results = (uint32_t)shown;
-    return os == S3V_OK ? S3V_OK : output_failed(r, os);
+    return os == S3V_OK ? S3V_OK : hd_output_failed(r, os);
 }

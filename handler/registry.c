@@ -16,16 +16,27 @@ typedef struct entry {
     char name[NAME_CAP]; /* "vb/idx" */
     ivf_index *ix;
     uint64_t checked_wall_ms; /* last time the manifest was confirmed */
+    uint64_t tail_wall_ms;    /* last time the log was read */
     uint64_t used_seq;        /* for LRU */
 } entry;
+
+typedef struct writer_entry {
+    char name[NAME_CAP];
+    wal_writer *w;
+    uint64_t used_seq;
+} writer_entry;
 
 struct hd_registry {
     s3v_storage *st;
     cluster_cache *cache;
     uint32_t fresh_ms;
     uint32_t max_open;
+    uint32_t tail_ms;
+    size_t tail_max_bytes;
     entry *e;
     size_t len;
+    writer_entry *w;
+    size_t wlen;
     uint64_t seq;
 };
 
@@ -36,11 +47,15 @@ s3v_status hd_registry_new(s3v_storage *st, const hd_registry_opts *opts, hd_reg
     r->st = st;
     r->fresh_ms = opts->fresh_ms;
     r->max_open = opts->max_open ? opts->max_open : DEFAULT_MAX_OPEN;
+    r->tail_ms = opts->tail_ms;
+    r->tail_max_bytes = opts->tail_max_bytes;
     r->e = calloc(r->max_open, sizeof *r->e);
-    s3v_status rc =
-        r->e ? cluster_cache_new(opts->cache_bytes, &r->cache) : s3v_errorf(S3V_ERR_NOMEM, "out of memory");
+    r->w = calloc(r->max_open, sizeof *r->w);
+    s3v_status rc = r->e && r->w ? cluster_cache_new(opts->cache_bytes, &r->cache)
+                                 : s3v_errorf(S3V_ERR_NOMEM, "out of memory");
     if (rc != S3V_OK) {
         free(r->e);
+        free(r->w);
         free(r);
         return rc;
     }
@@ -52,7 +67,9 @@ void hd_registry_free(hd_registry *r)
 {
     if (!r) return;
     for (size_t i = 0; i < r->len; i++) ivf_index_close(r->e[i].ix);
+    for (size_t i = 0; i < r->wlen; i++) wal_writer_free(r->w[i].w);
     free(r->e);
+    free(r->w);
     cluster_cache_free(r->cache);
     free(r);
 }
@@ -96,11 +113,18 @@ ivf_index *hd_registry_peek(hd_registry *r, const char *vb, const char *idx)
     return e ? e->ix : NULL;
 }
 
+static s3v_status open_index(hd_registry *r, const char *name, uint64_t deadline, ivf_index **out)
+{
+    ivf_open_opts oo = {.tail_max_bytes = r->tail_max_bytes};
+    return ivf_index_open_ex(r->st, name, r->cache, &oo, deadline, out);
+}
+
 /* Opens a fresh generation of e->name and swaps it in. */
 static s3v_status reopen(hd_registry *r, entry *e, uint64_t deadline)
 {
     ivf_index *nix;
-    S3V_TRY(ivf_index_open(r->st, e->name, r->cache, deadline, &nix));
+    S3V_TRY(open_index(r, e->name, deadline, &nix));
+    e->tail_wall_ms = s3v_wall_ms();
     s3v_log(S3V_LOG_INFO, "index %s: generation %s replaces %s", e->name, ivf_index_manifest(nix)->generation,
             ivf_index_manifest(e->ix)->generation);
     ivf_index_close(e->ix);
@@ -149,13 +173,37 @@ s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint
                         s3v_errmsg(st), ivf_index_manifest(e->ix)->generation);
             info->reloaded = changed;
         }
+        uint64_t tnow = s3v_wall_ms();
+        if (!info->reloaded && (tnow - e->tail_wall_ms >= r->tail_ms || tnow < e->tail_wall_ms)) {
+            int reo = 0;
+            ivf_refresh_info ri;
+            s3v_status st = ivf_index_refresh(e->ix, deadline, &reo, &ri);
+            info->tail_checked = 1;
+            info->tail_objects = ri.objects;
+            info->tail_requests = ri.requests;
+            if (st == S3V_OK && reo) {
+                st = reopen(r, e, deadline);
+                if (st == S3V_OK) info->reloaded = 1;
+            }
+            if (st == S3V_ERR_NOT_FOUND && reo) {
+                remove_entry(r, e);
+                info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
+                return s3v_error_context(st, "index %s", name);
+            }
+            /* not serving acknowledged writes would be a wrong answer: the request fails */
+            if (st != S3V_OK) {
+                info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
+                return s3v_error_context(st, "reading the log of index %s", name);
+            }
+            e->tail_wall_ms = tnow;
+        }
         e->used_seq = ++r->seq;
         info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
         *out = e->ix;
         return S3V_OK;
     }
     ivf_index *ix;
-    s3v_status st = ivf_index_open(r->st, name, r->cache, deadline, &ix);
+    s3v_status st = open_index(r, name, deadline, &ix);
     info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
     if (st != S3V_OK) return st;
     info->opened = 1;
@@ -170,6 +218,7 @@ s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint
     memcpy(e->name, name, sizeof e->name);
     e->ix = ix;
     e->checked_wall_ms = s3v_wall_ms();
+    e->tail_wall_ms = e->checked_wall_ms;
     e->used_seq = ++r->seq;
     s3v_log(S3V_LOG_INFO, "index %s: opened generation %s (%u clusters, dimension %u, %.1f ms)", name,
             ivf_index_manifest(ix)->generation, ivf_index_manifest(ix)->nlist,
@@ -192,4 +241,45 @@ s3v_status hd_registry_recheck(hd_registry *r, const char *vb, const char *idx, 
         return s3v_error_context(st, "index %s", name);
     }
     return st;
+}
+
+s3v_status hd_registry_writer(hd_registry *r, const char *vb, const char *idx, wal_writer **out)
+{
+    char name[NAME_CAP];
+    join_name(name, vb, idx);
+    for (size_t i = 0; i < r->wlen; i++)
+        if (strcmp(r->w[i].name, name) == 0) {
+            r->w[i].used_seq = ++r->seq;
+            *out = r->w[i].w;
+            return S3V_OK;
+        }
+    wal_writer *w;
+    S3V_TRY(wal_writer_new(r->st, name, &w));
+    if (r->wlen == r->max_open) { /* drop the least recently used writer */
+        size_t lru = 0;
+        for (size_t i = 1; i < r->wlen; i++)
+            if (r->w[i].used_seq < r->w[lru].used_seq) lru = i;
+        wal_writer_free(r->w[lru].w);
+        r->w[lru] = r->w[--r->wlen];
+    }
+    writer_entry *we = &r->w[r->wlen++];
+    memcpy(we->name, name, sizeof we->name);
+    we->w = w;
+    we->used_seq = ++r->seq;
+    *out = w;
+    return S3V_OK;
+}
+
+void hd_registry_forget(hd_registry *r, const char *vb, const char *idx)
+{
+    char name[NAME_CAP];
+    join_name(name, vb, idx);
+    entry *e = find(r, name);
+    if (e) remove_entry(r, e);
+    for (size_t i = 0; i < r->wlen; i++)
+        if (strcmp(r->w[i].name, name) == 0) {
+            wal_writer_free(r->w[i].w);
+            r->w[i] = r->w[--r->wlen];
+            break;
+        }
 }

@@ -11,8 +11,18 @@
  * request. A failed check (network) keeps serving the open generation and is retried after the next
  * interval; a manifest that is gone (index deleted) closes the index and reports NOT_FOUND.
  *
+ * Read-your-writes: an open index also holds its unindexed tail (engine/tail.h). Before a read is
+ * served, the log objects written since the last look are read (one GET of the next slot when nothing
+ * is new) unless the last look was less than tail_ms ago (wall clock; 0 = before every read, the
+ * default: a write acknowledged anywhere is seen by the next read here). A DeleteIndex followed by a
+ * CreateIndex of the same name elsewhere is noticed at the next freshness check.
+ *
+ * Writers: one wal_writer per index name (at most max_open, least recently used dropped), which keeps
+ * its copy of the manifest and its position in the log between PutVectors / DeleteVectors calls.
+ *
  * Bounds: at most max_open indexes are open at once (the least recently used one is closed to make
- * room); every open index's clusters share one cluster_cache of cache_bytes.
+ * room); every open index's clusters share one cluster_cache of cache_bytes; each tail is capped at
+ * tail_max_bytes.
  *
  * Ownership: the registry borrows the storage (which must outlive it) and owns the cache and the
  * indexes. Index pointers it returns stay valid until the next registry call.
@@ -27,21 +37,27 @@
 #include "common/storage.h"
 #include "engine/cache.h"
 #include "engine/index.h"
+#include "engine/wal.h"
 
 typedef struct hd_registry hd_registry;
 
 typedef struct hd_registry_opts {
-    size_t cache_bytes; /* cluster cache budget */
-    uint32_t fresh_ms;  /* freshness interval (wall clock) */
-    uint32_t max_open;  /* 0: 32 */
+    size_t cache_bytes;    /* cluster cache budget */
+    uint32_t fresh_ms;     /* freshness interval (wall clock) */
+    uint32_t max_open;     /* 0: 32 */
+    uint32_t tail_ms;      /* read the log at most this often (wall clock); 0: before every read */
+    size_t tail_max_bytes; /* per open index; 0: IVF_TAIL_DEFAULT_MAX_BYTES */
 } hd_registry_opts;
 
 /* What a get cost, for per-query statistics and logs. */
 typedef struct hd_open_info {
-    int opened;     /* the index was opened by this call (cold) */
-    int checked;    /* the manifest was re-read for freshness */
-    int reloaded;   /* a newer generation was swapped in */
-    double ms_open; /* time spent opening / checking, ms */
+    int opened;             /* the index was opened by this call (cold) */
+    int checked;            /* the manifest was re-read for freshness */
+    int reloaded;           /* a newer generation was swapped in */
+    int tail_checked;       /* the log was read for new writes */
+    uint32_t tail_objects;  /* new log objects applied */
+    uint32_t tail_requests; /* storage requests the log read cost */
+    double ms_open;         /* time spent opening / checking / reading the log, ms */
 } hd_open_info;
 
 S3V_MUST_USE s3v_status hd_registry_new(s3v_storage *st, const hd_registry_opts *opts, hd_registry **out);
@@ -62,6 +78,12 @@ S3V_MUST_USE s3v_status hd_registry_recheck(hd_registry *r, const char *vb, cons
 
 /* The open index vb/idx without any I/O, or NULL. */
 ivf_index *hd_registry_peek(hd_registry *r, const char *vb, const char *idx);
+
+/* The writer of vb/idx (created on first use; no I/O). Valid until the next registry call. */
+S3V_MUST_USE s3v_status hd_registry_writer(hd_registry *r, const char *vb, const char *idx, wal_writer **out);
+
+/* Closes vb/idx and drops its writer (after this process deleted or created the index). */
+void hd_registry_forget(hd_registry *r, const char *vb, const char *idx);
 
 cluster_cache *hd_registry_cache(hd_registry *r);
 s3v_storage *hd_registry_storage(hd_registry *r);

@@ -465,8 +465,13 @@ static void test_errors_and_shapes(hd_handler *h)
           "no operation");
     cJSON_Delete(j);
     j = invoke(h, "{\"operation\":\"PutVectors\"}", &resp);
+    CHECK(resp.http_status == 403 && strcmp(str_of(j, "errorType"), "AccessDeniedException") == 0 &&
+              strstr(str_of(j, "errorMessage"), "read-only"),
+          "a write to a read-only deployment");
+    cJSON_Delete(j);
+    j = invoke(h, "{\"operation\":\"CreateVectorBucket\"}", &resp);
     CHECK(resp.http_status == 501 && strcmp(str_of(j, "errorType"), "NotImplementedException") == 0,
-          "write op");
+          "vector bucket operations are not served");
     cJSON_Delete(j);
 
     /* HTTP shape: proxy response, error header, rest-json error body */
