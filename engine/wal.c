@@ -326,6 +326,10 @@ static s3v_status last_slot(s3v_storage *st, const char *prefix, uint64_t incarn
 
 /* ---- writer ---- */
 
+struct wal_writer;
+static s3v_status end_of_log(struct wal_writer *w, uint64_t inc, uint64_t from, uint64_t deadline,
+                             uint64_t *seq);
+
 struct wal_writer {
     s3v_storage *st;
     char prefix[1024];
@@ -400,6 +404,17 @@ static void remove_object(wal_writer *w, const char *key, uint64_t deadline, wal
     if (rc != S3V_OK) s3v_log(S3V_LOG_WARN, "log object %s was not removed: %s", key, s3v_errmsg(rc));
 }
 
+/* The first free slot from `from` on (the log is contiguous). */
+static s3v_status end_of_log(wal_writer *w, uint64_t inc, uint64_t from, uint64_t deadline, uint64_t *seq)
+{
+    wal_slot *v = NULL;
+    size_t n = 0;
+    S3V_TRY(wal_list_slots(w->st, w->prefix, inc, from, 0, deadline, &v, &n));
+    *seq = n ? v[n - 1].seq + 1 : from;
+    free(v);
+    return S3V_OK;
+}
+
 s3v_status wal_writer_prepare(wal_writer *w, uint64_t deadline, const ivf_manifest **out)
 {
     if (!w->have_m || s3v_now_ns() - w->m_mono_ns > window_ns(&w->m)) {
@@ -433,6 +448,10 @@ s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadlin
                               b->dim, w->m.dimension);
         uint64_t inc = w->m.incarnation;
         uint64_t seq = w->hint > w->m.wal_start ? w->hint : w->m.wal_start;
+        if (w->hint <= w->m.wal_start) { /* no position of our own: one listing finds the end of the log */
+            info->requests++;
+            S3V_TRY(end_of_log(w, inc, w->m.wal_start, deadline, &seq));
+        }
         uint64_t window_end = w->m_mono_ns + window_ns(&w->m);
         uint64_t put_deadline = deadline < window_end ? deadline : window_end;
         uint32_t in_a_row = 0;
