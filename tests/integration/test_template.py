@@ -14,6 +14,9 @@
      default and the public permissions exist only when FunctionUrlAuth is NONE; API Gateway may invoke
      only POST routes of this API; the outputs name both URLs and the ARN.
   5. `make build-S3vecFunction ARTIFACTS_DIR=...` (what `sam build` runs) stages bootstrap and lib/ there.
+  6. Writes and scheduled compaction: S3VEC_ALLOW_WRITES follows AllowWrites; with a CompactionSchedule
+     and AllowWrites "true" (only then) an EventBridge rule invokes the function with {"operation":
+     "Compact"} on that schedule, and a permission lets events.amazonaws.com invoke it for that rule only.
 Ends with "N passed, N failed".
 """
 
@@ -291,6 +294,36 @@ def test_endpoints(tpl):
     check("Scheduled compaction" in text, "a marked place for the scheduled compaction rule")
 
 
+def test_compaction(tpl):
+    for writes, sched in itertools.product(["false", "true"], ["", "rate(10 minutes)"]):
+        case = f"[writes={writes} schedule={sched!r}]"
+        res = Evaluator(tpl, {"IndexBucket": "b-1-2", "AllowWrites": writes, "CompactionSchedule": sched}).resources()
+        env = res["S3vecFunction"]["Properties"]["Environment"]["Variables"]
+        check(env.get("S3VEC_ALLOW_WRITES") == writes, f"{case} S3VEC_ALLOW_WRITES={writes}: {env.get('S3VEC_ALLOW_WRITES')}")
+        rules = [n for n, r in res.items() if r["Type"] in ("AWS::Events::Rule", "AWS::Scheduler::Schedule")]
+        perms = [r["Properties"] for r in res.values() if r["Type"] == "AWS::Lambda::Permission"
+                 and r["Properties"].get("Principal") == "events.amazonaws.com"]
+        if writes == "true" and sched:
+            if not check(rules == ["CompactionRule"], f"{case} one scheduled rule: {rules}"):
+                continue
+            rule = res["CompactionRule"]["Properties"]
+            check(rule["ScheduleExpression"] == sched and rule.get("State") == "ENABLED",
+                  f"{case} the rule runs on the schedule")
+            targets = rule["Targets"]
+            check(len(targets) == 1 and targets[0]["Arn"] == "<S3vecFunction.Arn>", f"{case} it targets the function")
+            check(json.loads(targets[0]["Input"]) == {"operation": "Compact"},
+                  f"{case} with the Compact payload: {targets[0].get('Input')}")
+            check(len(perms) == 1 and perms[0]["Action"] == "lambda:InvokeFunction" and
+                  perms[0]["SourceArn"] == "<CompactionRule.Arn>" and perms[0]["FunctionName"] == "<S3vecFunction>",
+                  f"{case} EventBridge may invoke the function for this rule only: {perms}")
+        else:
+            check(not rules and not perms, f"{case} no schedule, no permission (compaction writes): {rules}")
+    p = tpl["Parameters"]["CompactionSchedule"]
+    pat = re.compile(p["AllowedPattern"])
+    check(p["Default"] == "" and pat.match("") and pat.match("rate(5 minutes)") and pat.match("cron(0 * * * ? *)")
+          and not pat.match("every 5 minutes"), "CompactionSchedule: off by default, rate() or cron()")
+
+
 def test_make_target():
     boot = BUILD_DIR / "bootstrap" / "bootstrap"
     if not check(boot.exists(), f"bootstrap built at {boot}"):
@@ -316,6 +349,7 @@ def main():
         test_sam_transform(tpl)
         test_iam(tpl)
         test_endpoints(tpl)
+        test_compaction(tpl)
         test_make_target()
     except Exception:
         check(False, "unexpected exception:\n" + traceback.format_exc())
