@@ -403,7 +403,18 @@ int cmd_compact(int argc, char **argv)
     ivf_compact_report rep = {0};
     s3v_status s = cli_open_storage(argv[optind], 0, &st);
     if (s == S3V_OK) s = ivf_compact(st, "", &o, &rep);
-    if (s == S3V_ERR_NOT_FOUND) s = s3v_error_context(s, "no index at %s", argv[optind]);
+    if (s ==
+        S3V_ERR_NOT_FOUND) { /* a deleted index: collect the logs it left once their grace period is over */
+        s3v_error_clear();
+        s = ivf_collect_dropped(st, "", 0, &rep);
+        if (s == S3V_OK) {
+            printf("no index at %s: deleted %u logs of deleted indexes (%llu objects); %u still in their "
+                   "grace period\n",
+                   argv[optind], rep.gc_dead_logs, (unsigned long long)rep.gc_objects, rep.gc_pending);
+            s3v_storage_close(st);
+            return CLI_EXIT_OK;
+        }
+    }
     s3v_storage_close(st);
     if (!quiet && rep.folded_objects && s == S3V_OK) fputc('\n', stderr);
     if (s != S3V_OK) return cli_fail("compact", s);
@@ -432,6 +443,7 @@ int cmd_compact(int argc, char **argv)
         cJSON_AddNumberToObject(g, "generations", rep.gc_generations);
         cJSON_AddNumberToObject(g, "logRanges", rep.gc_log_ranges);
         cJSON_AddNumberToObject(g, "orphans", rep.gc_orphans);
+        cJSON_AddNumberToObject(g, "deadLogs", rep.gc_dead_logs);
         cJSON_AddNumberToObject(g, "objects", (double)rep.gc_objects);
         cJSON_AddNumberToObject(g, "pending", rep.gc_pending);
         cJSON *t = cJSON_AddObjectToObject(j, "seconds");

@@ -1084,10 +1084,12 @@ static s3v_status commit(builder *b, const ivf_manifest *old, const char *old_et
         s3v_status ds = old->nlist ? delete_generation(b->st, b->prefix, old->generation) : S3V_OK;
         if (ds != S3V_OK)
             s3v_log(S3V_LOG_WARN, "old generation %s not fully deleted: %s", old->generation, s3v_errmsg(ds));
-        char wal[2048];
-        ds = wal_folder(b->prefix, old->incarnation, wal, sizeof wal);
-        if (ds == S3V_OK) ds = delete_prefix(b->st, wal);
-        if (ds != S3V_OK) s3v_log(S3V_LOG_WARN, "old log not fully deleted: %s", s3v_errmsg(ds));
+        /* the replaced incarnation's log ends with a marker, so readers that have it open notice at their
+         * next read; compaction deletes that log after its grace period */
+        ds = wal_append_drop(b->st, b->prefix, old->incarnation, old->dimension, old->wal_start,
+                             old->grace_seconds, b->deadline);
+        if (ds != S3V_OK)
+            s3v_log(S3V_LOG_WARN, "the replaced index's log was not closed: %s", s3v_errmsg(ds));
     }
     ivf_manifest_free(&m);
     s3v_buf_free(&cbuf);

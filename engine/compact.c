@@ -134,6 +134,69 @@ static int on_folder(void *arg, const char *key, uint64_t size, int is_prefix)
     return 0;
 }
 
+typedef struct inc_list {
+    uint64_t *v;
+    size_t len, cap;
+    size_t skip;
+} inc_list;
+
+static int on_inc(void *arg, const char *key, uint64_t size, int is_prefix)
+{
+    inc_list *l = arg;
+    size_t kl = strlen(key);
+    if (!is_prefix || kl != l->skip + 17) return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = key[l->skip + (size_t)i];
+        int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (d < 0) return 0;
+        v = (v << 4) | (uint64_t)d;
+    }
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        uint64_t *p = realloc(l->v, cap * sizeof *p);
+        if (!p) return 1;
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->len++] = v;
+    return 0;
+}
+
+/* Deletes the logs of ended incarnations (a DROP marker older than its grace period) under r->prefix, all
+ * but `current` when has_current. */
+static s3v_status collect_dead_logs(run *r, int has_current, uint64_t current)
+{
+    char root[2048];
+    S3V_TRY(wal_root(r->prefix, root, sizeof root));
+    inc_list l = {NULL, 0, 0, strlen(root)};
+    s3v_list_req req = {root, "/", NULL, 0};
+    s3v_status st = s3v_storage_list(r->st, &req, r->deadline, on_inc, &l);
+    uint64_t now = s3v_wall_ms();
+    for (size_t i = 0; st == S3V_OK && i < l.len; i++) {
+        if (has_current && l.v[i] == current) continue;
+        int ended = 0;
+        uint64_t at = 0;
+        uint32_t grace = 0;
+        st = wal_log_ended(r->st, r->prefix, l.v[i], r->deadline, &ended, &at, &grace);
+        if (st != S3V_OK || !ended) continue;
+        if (!at || !grace || now <= at || now - at <= (uint64_t)grace * 1000) {
+            r->rep->gc_pending++;
+            continue;
+        }
+        char folder[2048];
+        st = wal_folder(r->prefix, l.v[i], folder, sizeof folder);
+        del_ctx d = {r->st, r->deadline, 0, S3V_OK};
+        s3v_list_req fr = {folder, NULL, NULL, 0};
+        if (st == S3V_OK) st = s3v_storage_list(r->st, &fr, r->deadline, del_one, &d);
+        if (st == S3V_OK) st = d.status;
+        r->rep->gc_objects += d.deleted;
+        if (st == S3V_OK) r->rep->gc_dead_logs++;
+    }
+    free(l.v);
+    return st;
+}
+
 static int is_retired_generation(const ivf_manifest *m, const char *gen)
 {
     for (size_t i = 0; i < m->retired_len; i++)
@@ -190,6 +253,7 @@ static s3v_status collect(run *r, const ivf_manifest *m, const char *etag, ivf_r
         if (st == S3V_OK) r->rep->gc_orphans++;
     }
     free(g.names);
+    if (st == S3V_OK) st = collect_dead_logs(r, 1, m->incarnation);
     for (size_t i = 0; i < m->retired_len; i++) {
         const ivf_retired *x = &m->retired[i];
         int exp = now > x->at_ms && now - x->at_ms > grace_ms;
@@ -479,5 +543,19 @@ s3v_status ivf_compact(s3v_storage *st, const char *prefix, const ivf_compact_op
                             attempts);
     }
     report->seconds_total = secs(t_all);
+    return rc;
+}
+
+s3v_status ivf_collect_dropped(s3v_storage *st, const char *prefix, uint64_t deadline_ns,
+                               ivf_compact_report *report)
+{
+    ivf_compact_opts o = {0};
+    ivf_compact_report local;
+    if (!report) report = &local;
+    memset(report, 0, sizeof *report);
+    run r = {st, prefix ? prefix : "", &o, report, deadline_ns ? deadline_ns : S3V_NO_DEADLINE, ""};
+    uint64_t t0 = s3v_now_ns();
+    s3v_status rc = collect_dead_logs(&r, 0, 0);
+    report->seconds_gc = report->seconds_total = secs(t0);
     return rc;
 }

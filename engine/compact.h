@@ -6,7 +6,8 @@
  *  2. garbage collection: deletes the retired generations and retired log ranges whose grace period is
  *     over, and orphaned generations (neither current nor retired, counter at most the current one: a
  *     crashed or beaten compactor's objects, which can never be committed); the manifest's etag is
- *     checked again right before deleting, and nothing is deleted when it changed;
+ *     checked again right before deleting, and nothing is deleted when it changed; and the logs of ended
+ *     incarnations (a DROP marker, engine/wal.h, older than its grace period);
  *  3. when the log holds anything from the manifest's start: opens the index with its tail (at most
  *     max_objects log objects), streams every live vector (generation minus what the tail overwrote or
  *     deleted, then the tail's puts) through the builder with the current centroids (assign only; split
@@ -66,6 +67,7 @@ typedef struct ivf_compact_report {
     uint32_t gc_generations; /* retired generations deleted */
     uint32_t gc_log_ranges;  /* retired log ranges deleted */
     uint32_t gc_orphans;     /* orphaned generations deleted */
+    uint32_t gc_dead_logs;   /* logs of deleted or replaced incarnations deleted (grace period over) */
     uint64_t gc_objects;     /* objects deleted */
     uint32_t gc_pending;     /* retired entries still inside their grace period */
     double seconds_read, seconds_build, seconds_gc, seconds_total;
@@ -77,5 +79,10 @@ typedef struct ivf_compact_report {
  * partial state (a new generation is deleted unless committed). report may be NULL. */
 S3V_MUST_USE s3v_status ivf_compact(s3v_storage *st, const char *prefix, const ivf_compact_opts *opts,
                                     ivf_compact_report *report);
+
+/* For a prefix with no index (DeleteIndex left only the logs): deletes the logs of ended incarnations whose
+ * grace period is over; gc_dead_logs, gc_objects and gc_pending say what happened. */
+S3V_MUST_USE s3v_status ivf_collect_dropped(s3v_storage *st, const char *prefix, uint64_t deadline_ns,
+                                            ivf_compact_report *report);
 
 #endif

@@ -49,6 +49,7 @@ struct ivf_index {
     /* the unindexed tail */
     ivf_tail *tail;
     uint64_t tail_max_slots;   /* 0: all */
+    int dropped;               /* the log ends with a DROP marker: the index was deleted or replaced */
     uint64_t manifest_wall_ms; /* when the manifest in m was read (or last confirmed) */
 };
 
@@ -135,6 +136,12 @@ static s3v_status apply_object(ivf_index *ix, uint8_t *bytes, size_t size, uint6
     if (st != S3V_OK) {
         free(bytes);
         return log_corrupt(ix, st, seq);
+    }
+    if (wal_object_is_drop(&o, NULL, NULL)) {
+        free(bytes);
+        ix->dropped = 1;
+        return s3v_errorf(S3V_ERR_NOT_FOUND, "the index was deleted or replaced (its log ends at slot %llu)",
+                          (unsigned long long)seq);
     }
     return ivf_tail_apply(ix->tail, bytes, &o);
 }
@@ -232,7 +239,8 @@ static s3v_status read_manifest_into(ivf_index *ix, uint64_t deadline, ivf_manif
     return S3V_OK;
 }
 
-s3v_status ivf_manifest_load(s3v_storage *st, const char *prefix, uint64_t deadline, ivf_manifest *out, char *etag)
+s3v_status ivf_manifest_load(s3v_storage *st, const char *prefix, uint64_t deadline, ivf_manifest *out,
+                             char *etag)
 {
     char key[2048];
     S3V_TRY(ivf_key_join(prefix, "manifest", key, sizeof key));
@@ -257,12 +265,13 @@ typedef struct drop_ctx {
     s3v_storage *st;
     uint64_t deadline;
     s3v_status status;
+    const char *keep; /* keys under this prefix stay (the logs: collected after their grace period) */
 } drop_ctx;
 
 static int drop_one(void *arg, const char *key, uint64_t size, int is_prefix)
 {
     drop_ctx *d = arg;
-    if (is_prefix) return 0;
+    if (is_prefix || !strncmp(key, d->keep, strlen(d->keep))) return 0;
     s3v_status st = s3v_storage_del(d->st, key, d->deadline);
     if (st != S3V_OK) {
         d->status = st;
@@ -275,12 +284,19 @@ s3v_status ivf_drop(s3v_storage *st, const char *prefix, uint64_t deadline)
 {
     char key[2048], folder[2048];
     S3V_TRY(ivf_key_join(prefix, "manifest", key, sizeof key));
-    s3v_obj_info info;
-    S3V_TRY(s3v_storage_head(st, key, deadline, &info));
+    ivf_manifest m;
+    S3V_TRY(ivf_manifest_load(st, prefix, deadline, &m, NULL));
+    /* the marker first: every reader that has the index open finds it at its next read of the log */
+    s3v_status rc =
+        wal_append_drop(st, prefix, m.incarnation, m.dimension, m.wal_start, m.grace_seconds, deadline);
+    ivf_manifest_free(&m);
+    S3V_TRY(rc);
     S3V_TRY(s3v_storage_del(st, key, deadline));
     S3V_TRY(ivf_key_join(prefix, "", folder, sizeof folder));
     if (prefix && *prefix) snprintf(folder, sizeof folder, "%s/", prefix);
-    drop_ctx d = {st, deadline, S3V_OK};
+    char wal[2048];
+    S3V_TRY(wal_root(prefix, wal, sizeof wal));
+    drop_ctx d = {st, deadline, S3V_OK, wal};
     s3v_list_req req = {folder, NULL, NULL, 0};
     S3V_TRY(s3v_storage_list(st, &req, deadline, drop_one, &d));
     return d.status;
@@ -437,7 +453,13 @@ s3v_status ivf_index_refresh(ivf_index *ix, uint64_t deadline, int *reopen, ivf_
         S3V_TRY(ivf_index_check_fresh(ix, deadline, reopen));
         if (*reopen) return S3V_OK;
     }
-    return tail_catch_up(ix, deadline, info);
+    s3v_status st = tail_catch_up(ix, deadline, info);
+    if (st == S3V_ERR_NOT_FOUND && ix->dropped) { /* a DROP marker: whatever replaced it is opened anew */
+        s3v_error_clear();
+        *reopen = 1;
+        return S3V_OK;
+    }
+    return st;
 }
 
 const ivf_tail *ivf_index_tail(const ivf_index *ix) { return ix->tail; }

@@ -33,9 +33,11 @@ typedef struct ivf_tail ivf_tail; /* engine/tail.h */
 S3V_MUST_USE s3v_status ivf_manifest_load(s3v_storage *st, const char *prefix, uint64_t deadline_ns,
                                           ivf_manifest *out, char *etag);
 
-/* DeleteIndex: deletes the manifest (the commit point: from then on the index does not exist, and writers
- * in flight fail their acknowledgement) and then every object under the index's prefix. S3V_ERR_NOT_FOUND
- * when there is no manifest. */
+/* DeleteIndex: appends a DROP marker to the index's log (engine/wal.h: readers that have the index open
+ * notice at their next read), deletes the manifest (the commit point: from then on the index does not
+ * exist, and writers in flight fail their acknowledgement), then every object under the index's prefix
+ * except the logs, which the garbage collector deletes after their grace period (ivf_compact, or
+ * ivf_collect_dropped for a name that is not re-used). S3V_ERR_NOT_FOUND when there is no manifest. */
 S3V_MUST_USE s3v_status ivf_drop(s3v_storage *st, const char *prefix, uint64_t deadline_ns);
 
 /* Reads the manifest and the centroids object of the index at `prefix` in st, and the log from the

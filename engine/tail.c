@@ -345,6 +345,7 @@ s3v_status ivf_tail_apply(ivf_tail *t, uint8_t *bytes, const wal_object *o)
     wal_record rec;
     uint32_t d = t->dim;
     while (wal_object_next(o, &pos, &rec)) {
+        if (rec.op == WAL_OP_DROP) continue; /* the end of the incarnation: the index layer acts on it */
         uint64_t h = ivf_key_hash(rec.key, rec.key_len);
         tkey *e = find_slot(t, rec.key, rec.key_len, h);
         if (e->key) {

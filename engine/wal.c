@@ -83,6 +83,32 @@ s3v_status wal_batch_delete(wal_batch *b, const uint8_t *key, size_t key_len)
     return append_record(b, WAL_OP_DELETE, key, key_len, NULL, NULL, 0);
 }
 
+s3v_status wal_batch_drop(wal_batch *b, uint32_t grace_seconds)
+{
+    char meta[64];
+    int n = snprintf(meta, sizeof meta, "{\"at\":%llu,\"grace\":%u}", (unsigned long long)s3v_wall_ms(),
+                     grace_seconds);
+    if (b->count) return s3v_errorf(S3V_ERR_INVALID, "a drop marker is alone in its log object");
+    return append_record(b, WAL_OP_DROP, (const uint8_t *)WAL_DROP_KEY, strlen(WAL_DROP_KEY), NULL,
+                         (const uint8_t *)meta, (size_t)n);
+}
+
+int wal_object_is_drop(const wal_object *o, uint64_t *at_ms, uint32_t *grace_s)
+{
+    size_t pos = 0;
+    wal_record r;
+    if (!wal_object_next(o, &pos, &r) || r.op != WAL_OP_DROP) return 0;
+    unsigned long long at = 0;
+    unsigned grace = 0;
+    char text[80];
+    snprintf(text, sizeof text, "%.*s", (int)(r.meta_len < 79 ? r.meta_len : 79),
+             r.meta ? (const char *)r.meta : "");
+    if (sscanf(text, "{\"at\":%llu,\"grace\":%u}", &at, &grace) != 2) at = grace = 0;
+    if (at_ms) *at_ms = at;
+    if (grace_s) *grace_s = grace;
+    return 1;
+}
+
 s3v_status wal_vector_check(ivf_metric metric, ivf_encoding encoding, const float *v, uint32_t dim)
 {
     double ss = 0;
@@ -134,8 +160,8 @@ static size_t check_record(const uint8_t *body, size_t size, size_t pos, uint32_
     uint8_t op = p[0];
     uint16_t kl = le_get_u16(p + 2);
     uint32_t ml = le_get_u32(p + 4);
-    if ((op != WAL_OP_PUT && op != WAL_OP_DELETE) || p[1] != 0 || (op == WAL_OP_DELETE && ml) ||
-        ml > WAL_MAX_META_SIZE) {
+    if ((op != WAL_OP_PUT && op != WAL_OP_DELETE && op != WAL_OP_DROP) || p[1] != 0 ||
+        (op == WAL_OP_DELETE && ml) || ml > WAL_MAX_META_SIZE) {
         s3v_errorf(S3V_ERR_CORRUPT, "record %u has a bad header", index);
         return 0;
     }
@@ -199,6 +225,8 @@ s3v_status wal_object_parse(const uint8_t *p, size_t n, uint64_t incarnation, ui
     for (uint32_t i = 0; i < o.count; i++) {
         size_t r = check_record(o.body, o.body_size, pos, dim, i);
         if (!r) return S3V_ERR_CORRUPT;
+        if (o.body[pos] == WAL_OP_DROP && o.count != 1)
+            return s3v_errorf(S3V_ERR_CORRUPT, "a drop marker shares its log object with other records");
         pos += r;
     }
     if (pos != o.body_size) return s3v_errorf(S3V_ERR_CORRUPT, "log object has bytes after its last record");
@@ -311,6 +339,32 @@ s3v_status wal_list_slots(s3v_storage *st, const char *prefix, uint64_t incarnat
     return S3V_OK;
 }
 
+typedef struct first_ctx {
+    uint64_t seq;
+    int any;
+} first_ctx;
+
+static int on_first(void *arg, const char *key, uint64_t size, int is_prefix)
+{
+    first_ctx *f = arg;
+    uint64_t seq;
+    if (is_prefix || !wal_parse_seq(key, &seq)) return 0;
+    f->seq = seq;
+    f->any = 1;
+    return 1;
+}
+
+/* The lowest slot present in a log folder. */
+static s3v_status first_slot(s3v_storage *st, const char *folder, uint64_t deadline, uint64_t *seq, int *any)
+{
+    first_ctx f = {0, 0};
+    s3v_list_req req = {folder, NULL, NULL, 0};
+    S3V_TRY(s3v_storage_list(st, &req, deadline, on_first, &f));
+    *seq = f.seq;
+    *any = f.any;
+    return S3V_OK;
+}
+
 /* The last slot of the log after `after` (a listing to the end); *found = 0 when there is none. */
 static s3v_status last_slot(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t after,
                             uint64_t deadline, uint64_t *last, int *found)
@@ -322,6 +376,45 @@ static s3v_status last_slot(s3v_storage *st, const char *prefix, uint64_t incarn
     if (n) *last = v[n - 1].seq;
     free(v);
     return S3V_OK;
+}
+
+s3v_status wal_log_ended(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t deadline,
+                         int *ended, uint64_t *at_ms, uint32_t *grace_seconds)
+{
+    *ended = 0;
+    char folder[WAL_KEY_MAX], key[WAL_KEY_MAX];
+    S3V_TRY(wal_folder(prefix, incarnation, folder, sizeof folder));
+    uint64_t first = 0;
+    int any = 0;
+    S3V_TRY(first_slot(st, folder, deadline, &first, &any));
+    if (!any) return S3V_OK;
+    wal_slot *v = NULL;
+    size_t n = 0;
+    S3V_TRY(wal_list_slots(st, prefix, incarnation, first, 0, deadline, &v, &n));
+    s3v_status rc = S3V_OK;
+    /* the marker is the last object, unless writers that had not noticed the end appended after it */
+    for (size_t k = 0; rc == S3V_OK && k < 8 && k < n && !*ended; k++) {
+        const wal_slot *sl = &v[n - 1 - k];
+        rc = wal_object_key(prefix, incarnation, sl->seq, key, sizeof key);
+        s3v_buf b;
+        s3v_buf_init(&b, WAL_MAX_OBJECT_SIZE);
+        if (rc == S3V_OK) rc = s3v_storage_get(st, key, deadline, &b, NULL);
+        if (rc == S3V_OK && b.len >= WAL_HEADER_SIZE) {
+            wal_object o;
+            /* parse with the dimension the object states: a marker's is whatever the index had */
+            if (wal_object_parse(b.ptr, b.len, incarnation, sl->seq, le_get_u32(b.ptr + 12), &o) == S3V_OK &&
+                wal_object_is_drop(&o, at_ms, grace_seconds))
+                *ended = 1;
+            s3v_error_clear();
+        }
+        if (rc == S3V_ERR_NOT_FOUND) { /* removed meanwhile */
+            s3v_error_clear();
+            rc = S3V_OK;
+        }
+        s3v_buf_free(&b);
+    }
+    free(v);
+    return rc;
 }
 
 /* ---- writer ---- */
@@ -501,4 +594,40 @@ s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadlin
         return S3V_OK;
     }
     return s3v_errorf(S3V_ERR_TIMEOUT, "no log slot could be taken in %d attempts", MAX_ATTEMPTS);
+}
+
+s3v_status wal_append_drop(s3v_storage *st, const char *prefix, uint64_t incarnation, uint32_t dim,
+                           uint64_t start, uint32_t grace_seconds, uint64_t deadline)
+{
+    wal_batch b;
+    wal_batch_init(&b, dim);
+    s3v_buf obj;
+    s3v_buf_init(&obj, 4096);
+    char key[WAL_KEY_MAX], folder[WAL_KEY_MAX];
+    s3v_status rc = wal_batch_drop(&b, grace_seconds);
+    if (rc == S3V_OK) rc = wal_folder(prefix, incarnation, folder, sizeof folder);
+    for (int attempt = 0; rc == S3V_OK && attempt < 16; attempt++) {
+        /* the slots present are a contiguous run (collection deletes from the front): its end */
+        uint64_t first = 0, from = 0;
+        int any = 0;
+        rc = first_slot(st, folder, deadline, &first, &any);
+        wal_slot *v = NULL;
+        size_t n = 0;
+        if (rc == S3V_OK && any) rc = wal_list_slots(st, prefix, incarnation, first, 0, deadline, &v, &n);
+        if (rc != S3V_OK) break;
+        from = n ? v[n - 1].seq + 1 : first;
+        if (from < start) from = start; /* readers look from the start on */
+        free(v);
+        s3v_buf_reset(&obj);
+        rc = wal_object_encode(&b, incarnation, from, &obj);
+        if (rc == S3V_OK) rc = wal_object_key(prefix, incarnation, from, key, sizeof key);
+        s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
+        if (rc == S3V_OK) rc = s3v_storage_put(st, key, obj.ptr, obj.len, &cond, deadline, NULL);
+        if (rc != S3V_ERR_PRECONDITION) break;
+        s3v_error_clear();
+        rc = S3V_OK; /* a writer took that slot meanwhile: look again */
+    }
+    wal_batch_free(&b);
+    s3v_buf_free(&obj);
+    return rc;
 }

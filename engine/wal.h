@@ -39,7 +39,14 @@
 #define WAL_SEQ_DIGITS      20
 #define WAL_KEY_MAX         (1024 + 64) /* storage key of a log object, prefix included */
 
-typedef enum wal_op { WAL_OP_PUT = 1, WAL_OP_DELETE = 2 } wal_op;
+/* PUT and DELETE are the records of PutVectors and DeleteVectors. DROP is the end of an incarnation
+ * (DeleteIndex, or a build that replaced the index): an object holding one DROP record is appended to the
+ * log, so every reader that still has the index open finds it at its next read of the log (instead of a
+ * missing slot) and opens the index again; its metadata text is {"at": <ms since the epoch>, "grace":
+ * <seconds>}, from which the garbage collector knows when the dead log may go. */
+typedef enum wal_op { WAL_OP_PUT = 1, WAL_OP_DELETE = 2, WAL_OP_DROP = 3 } wal_op;
+
+#define WAL_DROP_KEY "-drop-"
 
 /* ---- building the records of one object ---- */
 
@@ -61,6 +68,17 @@ S3V_MUST_USE s3v_status wal_batch_put(wal_batch *b, const uint8_t *key, size_t k
                                       const uint8_t *meta, size_t meta_len);
 /* Appends a delete (tombstone) of key. */
 S3V_MUST_USE s3v_status wal_batch_delete(wal_batch *b, const uint8_t *key, size_t key_len);
+
+/* Appends the DROP record (alone in its object) stamped now with the index's grace period. */
+S3V_MUST_USE s3v_status wal_batch_drop(wal_batch *b, uint32_t grace_seconds);
+
+/* Ends incarnation `incarnation` of the index at prefix: appends a DROP marker at the end of its log (the
+ * first free slot at or after `start`, the manifest's log start, taken with If-None-Match like any log
+ * object). Called by DeleteIndex before the manifest
+ * is deleted and by a build that replaced the index after its new manifest is committed. */
+S3V_MUST_USE s3v_status wal_append_drop(s3v_storage *st, const char *prefix, uint64_t incarnation,
+                                        uint32_t dim, uint64_t start, uint32_t grace_seconds,
+                                        uint64_t deadline_ns);
 
 /* Checks a vector for an index of this metric and encoding: every value finite and a float32, not all
  * zero under cosine, within +-65504 for an f16 index (so compaction can always encode it).
@@ -102,6 +120,9 @@ S3V_MUST_USE s3v_status wal_object_parse(const uint8_t *p, size_t n, uint64_t in
  * remain, then 0. */
 int wal_object_next(const wal_object *o, size_t *pos, wal_record *rec);
 
+/* 1 when a parsed object is a DROP marker; *at_ms and *grace_s receive its stamp (0 when unreadable). */
+int wal_object_is_drop(const wal_object *o, uint64_t *at_ms, uint32_t *grace_s);
+
 /* "<prefix>/wal/<incarnation>/<seq, 20 digits>" (prefix may be ""). */
 S3V_MUST_USE s3v_status wal_object_key(const char *prefix, uint64_t incarnation, uint64_t seq, char *out,
                                        size_t out_size);
@@ -125,6 +146,12 @@ typedef struct wal_slot {
 S3V_MUST_USE s3v_status wal_list_slots(s3v_storage *st, const char *prefix, uint64_t incarnation,
                                        uint64_t from, size_t max_slots, uint64_t deadline_ns, wal_slot **out,
                                        size_t *len);
+
+/* Whether the log of `incarnation` ended with a DROP marker (looked for among its last slots), and the
+ * marker's stamp. */
+S3V_MUST_USE s3v_status wal_log_ended(s3v_storage *st, const char *prefix, uint64_t incarnation,
+                                      uint64_t deadline_ns, int *ended, uint64_t *at_ms,
+                                      uint32_t *grace_seconds);
 
 /* ---- the writer ---- */
 

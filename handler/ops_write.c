@@ -356,8 +356,15 @@ static s3v_status compact_one(hd_req *r, const char *vb, const char *idx, int gc
     uint64_t t0 = s3v_now_ns();
     s3v_status st = ivf_compact(hd_registry_storage(r->h->reg), prefix, &o, &rep);
     r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
-    if (st == S3V_ERR_NOT_FOUND) /* named: NotFoundException; listed: a folder that is not an index */
-        return r->idx[0] ? hd_not_found_index(r, st) : S3V_OK;
+    if (st == S3V_ERR_NOT_FOUND && r->idx[0]) return hd_not_found_index(r, st);
+    if (st == S3V_ERR_NOT_FOUND) { /* listed: not an index (any more): the logs a DeleteIndex left behind */
+        s3v_error_clear();
+        st = ivf_collect_dropped(hd_registry_storage(r->h->reg), prefix, r->deadline, &rep);
+        if (st != S3V_OK || !rep.gc_dead_logs) return S3V_OK;
+        s3v_log(S3V_LOG_INFO, "compact %s: deleted %u logs of a deleted index (%llu objects)", prefix,
+                rep.gc_dead_logs, (unsigned long long)rep.gc_objects);
+        return S3V_OK;
+    }
     if (st == S3V_OK && rep.committed)
         hd_registry_forget(r->h->reg, vb, idx); /* reopen on the next request */
     s3v_buf *b = r->out;

@@ -178,8 +178,9 @@ def modeled_errors():
         c.put_vectors(vectorBucketName=VB, indexName=IX, vectors=[{"key": "x", "data": vec}])
         check(False, "PutVectors should fail")
     except c.exceptions.ClientError as e:
-        check(e.response["Error"]["Code"] == "NotImplementedException"
-              and e.response["ResponseMetadata"]["HTTPStatusCode"] == 501, f"write operation: {e.response['Error']}")
+        check(e.response["Error"]["Code"] == "AccessDeniedException"
+              and e.response["ResponseMetadata"]["HTTPStatusCode"] == 403,
+              f"a write to a read-only deployment: {e.response['Error']}")
     # after all these, the same process still serves
     r = CTX["client"].query_vectors(vectorBucketName=VB, indexName=IX, topK=2, queryVector=vec)
     check(len(r["vectors"]) == 2 and CTX["emu"].stats()["restarts"] == 0, "served by the same process afterwards")

@@ -555,6 +555,67 @@ static void test_i8_stable(void)
     s3v_storage_close(st);
 }
 
+/* The logs a DeleteIndex leaves behind (closed with a drop marker) are deleted after their grace period:
+ * by the compaction of an index re-created under the name, or by ivf_collect_dropped when there is none. */
+static void test_dead_logs(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/dead", tmpdir);
+    s3v_storage *st = NULL;
+    REQUIRE(s3v_storage_local_open(dir, 1, &st) == S3V_OK, "storage");
+    const char *names[2] = {"vb/gone", "vb/again"};
+    uint64_t t0 = s3v_wall_ms();
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(ivf_create_empty(st, names[i], D, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 1,
+                                 S3V_NO_DEADLINE, NULL) == S3V_OK,
+                "create %s", names[i]);
+        wal_writer *w;
+        REQUIRE(wal_writer_new(st, names[i], &w) == S3V_OK, "writer");
+        wal_batch b;
+        wal_batch_init(&b, D);
+        float v[D] = {1};
+        CHECK(wal_batch_put(&b, (const uint8_t *)"a", 1, v, NULL, 0) == S3V_OK, "batch");
+        CHECK(wal_writer_append(w, &b, S3V_NO_DEADLINE, NULL) == S3V_OK, "append");
+        wal_batch_free(&b);
+        wal_writer_free(w);
+        REQUIRE(ivf_drop(st, names[i], S3V_NO_DEADLINE) == S3V_OK, "drop %s", names[i]);
+    }
+    REQUIRE(ivf_create_empty(st, "vb/again", D, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 1,
+                             S3V_NO_DEADLINE, NULL) == S3V_OK,
+            "re-create vb/again");
+    char p[600];
+    CHECK(exists(dir, "vb/gone/wal") && !exists(dir, "vb/gone/manifest"),
+          "a deleted index leaves its log only");
+    ivf_compact_report rep;
+    s3v_status rc = ivf_collect_dropped(st, "vb/gone", S3V_NO_DEADLINE, &rep);
+    if (s3v_wall_ms() - t0 < 800)
+        CHECK(rc == S3V_OK && rep.gc_dead_logs == 0 && rep.gc_pending == 1,
+              "within the grace period it stays");
+    while (s3v_wall_ms() - t0 < 1300) usleep(50 * 1000);
+    rc = ivf_collect_dropped(st, "vb/gone", S3V_NO_DEADLINE, &rep);
+    CHECK(rc == S3V_OK && rep.gc_dead_logs == 1 && rep.gc_objects == 2 && !exists(dir, "vb/gone"),
+          "then it goes (%u logs, %llu objects)", rep.gc_dead_logs, (unsigned long long)rep.gc_objects);
+    ivf_compact_opts co = {.threads = 1, .tmp_dir = tmpdir};
+    rc = ivf_compact(st, "vb/again", &co, &rep);
+    CHECK(rc == S3V_OK && rep.gc_dead_logs == 1,
+          "the compaction of a re-created index deletes the old log (%u)", rep.gc_dead_logs);
+    ivf_manifest m;
+    REQUIRE(ivf_manifest_load(st, "vb/again", S3V_NO_DEADLINE, &m, NULL) == S3V_OK, "manifest");
+    char inc[17];
+    ivf_incarnation_format(m.incarnation, inc);
+    DIR *d;
+    int others = 0;
+    snprintf(p, sizeof p, "%s/vb/again/wal", dir);
+    d = opendir(p);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && strcmp(e->d_name, inc) != 0) others++;
+    if (d) closedir(d);
+    CHECK(others == 0, "only the current incarnation's log is left (%d others)", others);
+    ivf_manifest_free(&m);
+    s3v_storage_close(st);
+}
+
 int main(void)
 {
     kern_init(0);
@@ -565,6 +626,7 @@ int main(void)
     test_empty();
     test_lost_race();
     test_i8_stable();
+    test_dead_logs();
     rm_rf(tmpdir);
     return TEST_SUMMARY();
 }

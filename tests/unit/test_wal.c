@@ -280,8 +280,16 @@ static void test_writer(void)
     wal_batch_free(&bt);
 
     /* the index is deleted and re-created while `a` holds a fresh copy of the old manifest: a's write goes
-     * to the dead incarnation's log, is found out by the second manifest read, removed and refused */
+     * to the dead incarnation's log, is found out by the second manifest read, removed and refused; a reader
+     * that had the index open finds the deletion at its next read of the log */
+    ivf_index *reader;
+    REQUIRE(ivf_index_open(st, "vb/ix", NULL, S3V_NO_DEADLINE, &reader) == S3V_OK, "a reader");
     REQUIRE(ivf_drop(st, "vb/ix", S3V_NO_DEADLINE) == S3V_OK, "drop");
+    int reopen = 0;
+    CHECK(ivf_index_refresh(reader, S3V_NO_DEADLINE, &reopen, NULL) == S3V_OK && reopen,
+          "the reader's next read of the log finds the deletion (it opens the index again)");
+    ivf_index_close(reader);
+    CHECK(ivf_index_open(st, "vb/ix", NULL, S3V_NO_DEADLINE, &reader) == S3V_ERR_NOT_FOUND, "and finds none");
     CHECK(ivf_drop(st, "vb/ix", S3V_NO_DEADLINE) == S3V_ERR_NOT_FOUND, "dropping again: NOT_FOUND");
     REQUIRE(ivf_create_empty(st, "vb/ix", 4, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 0, S3V_NO_DEADLINE,
                              &m) == S3V_OK,
@@ -295,7 +303,16 @@ static void test_writer(void)
     char incs[17];
     ivf_incarnation_format(inc, incs);
     snprintf(folder, sizeof folder, "%s/vb/ix/wal/%s", dir, incs);
-    CHECK(count_files(folder) == 0, "and nothing is left in the dead log (%d files)", count_files(folder));
+    int ended = 0;
+    uint64_t at = 0;
+    uint32_t grace = 0;
+    CHECK(wal_log_ended(st, "vb/ix", inc, S3V_NO_DEADLINE, &ended, &at, &grace) == S3V_OK && ended &&
+              grace == IVF_GRACE_DEFAULT_S && at > 0,
+          "the dead log ends with the drop marker");
+    CHECK(count_files(folder) == 54,
+          "it keeps its 53 objects and the marker for the grace period; the refused "
+          "write is not there (%d files)",
+          count_files(folder));
     REQUIRE(wal_list_slots(st, "vb/ix", inc2, 0, 0, S3V_NO_DEADLINE, &slots, &ns) == S3V_OK, "list new log");
     CHECK(ns == 0, "the new index's log is empty");
     free(slots);
