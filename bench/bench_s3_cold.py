@@ -460,7 +460,8 @@ def main():
             s.update(rep=rep, enc=enc, nprobe=nprobe, mode=mode, conc=conc, load=load,
                      # the origin also served the index open: GET manifest and GET centroids
                      origin_requests=(after["requests"] - before["requests"] - (mode != "local") * 2) / n,
-                     origin_bytes=(after["bytes"] - before["bytes"] - (mode != "local") * open_bytes[enc]) / n, ms_list=[r["ms"] for r in rows],
+                     origin_bytes=(after["bytes"] - before["bytes"] - (mode != "local") * open_bytes[enc]) / n,
+                     ms_list=[r["ms"] for r in rows],
                      client_cpu_ms=1e3 * cpu / n, harness_cpu_ms=[1e3 * (b - a) / n for a, b in zip(c0, c1)],
                      fetch_ms=statistics.mean(r["fetch_ms"] for r in rows[1:]),
                      scan_ms=statistics.mean(r["scan_ms"] for r in rows[1:]))
@@ -473,17 +474,15 @@ def main():
 
         if args.profile:
             enc, nprobe = args.profile.split("/")
-            env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(args.concurrency)})
-            groups, samples = profile(args, f"s3://{BUCKET}/glove-{enc}", args.queries, int(nprobe), env)
+            groups, samples = profile(args, f"s3://{BUCKET}/glove-{enc}", args.queries, int(nprobe), model_env)
             results["profile"] = {"what": args.profile, "samples": samples, "groups": groups}
 
         if "fetch" not in skip:
-            env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(args.concurrency)})
             for enc in encodings:
                 for nprobe in nprobes:
                     qs = range(1, args.fetch_queries + 1)
                     specs = [[f"{k}:{o}:{s}" for k, o, s in ranges_of(enc, qi, nprobe)] for qi in qs]
-                    got = fetch_only(args, env, f"s3://{BUCKET}/glove-{enc}", specs)
+                    got = fetch_only(args, model_env, f"s3://{BUCKET}/glove-{enc}", specs)
                     mod = models(enc, nprobe, args.concurrency, args.fetch_queries + 1)[1:]
                     results["fetch"].append({"enc": enc, "nprobe": nprobe, "fetch_ms": got,
                                              "bound_ms": [1e3 * m[0] for m in mod]})
