@@ -31,6 +31,8 @@ import json
 import os
 import random
 import threading
+import urllib.parse
+import xml.sax.saxutils
 
 CHUNK = 256 * 1024
 
@@ -45,6 +47,41 @@ def folder_files(bucket, folder):
             if os.path.isfile(p):
                 out[f"{bucket}/{os.path.relpath(p, root)}"] = p
     return out
+
+
+def _list_objects(objects, bucket, q):
+    """ListObjectsV2 of bucket: prefix, delimiter, start-after, continuation-token (the last key of the
+    previous page), max-keys (default 1000); keys in byte order."""
+    arg = lambda name, default="": q.get(name, [default])[0]  # noqa: E731
+    prefix, delim, after = arg("prefix"), arg("delimiter"), arg("continuation-token") or arg("start-after")
+    max_keys = int(arg("max-keys", "1000"))
+    keys = sorted((k[len(bucket) + 1:] for k in objects if k.startswith(bucket + "/")), key=lambda k: k.encode())
+    entries = []  # (name, is_prefix)
+    for k in keys:
+        if not k.startswith(prefix) or k.encode() <= after.encode():
+            continue
+        cut = k.find(delim, len(prefix)) if delim else -1
+        name, is_prefix = (k[:cut + len(delim)], True) if cut >= 0 else (k, False)
+        if entries and entries[-1] == (name, is_prefix):
+            continue
+        if is_prefix and name.encode() <= after.encode():
+            continue
+        entries.append((name, is_prefix))
+    page, truncated = entries[:max_keys], len(entries) > max_keys
+    out = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult>",
+           f"<Name>{xml.sax.saxutils.escape(bucket)}</Name><Prefix>{xml.sax.saxutils.escape(prefix)}</Prefix>",
+           f"<KeyCount>{len(page)}</KeyCount><MaxKeys>{max_keys}</MaxKeys>",
+           f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
+    if truncated:  # the last name: keys after it, and prefixes past it (a prefix <= it was listed)
+        out.append(f"<NextContinuationToken>{xml.sax.saxutils.escape(page[-1][0])}</NextContinuationToken>")
+    for name, is_prefix in page:
+        if is_prefix:
+            out.append(f"<CommonPrefixes><Prefix>{xml.sax.saxutils.escape(name)}</Prefix></CommonPrefixes>")
+        else:
+            out.append(f"<Contents><Key>{xml.sax.saxutils.escape(name)}</Key>"
+                       f"<Size>{len(objects[bucket + '/' + name])}</Size></Contents>")
+    out.append("</ListBucketResult>")
+    return "".join(out).encode()
 
 
 async def _serve_conn(origin, reader, writer):
@@ -71,7 +108,15 @@ async def _serve_conn(origin, reader, writer):
             n = int(headers.get("content-length", "0") or 0)
             if n:
                 await reader.readexactly(n)
-            key = target.split("?", 1)[0].lstrip("/")
+            path, _, query = target.partition("?")
+            key = urllib.parse.unquote(path).lstrip("/")
+            if "list-type=2" in query.split("&") and "/" not in key.rstrip("/"):
+                body = _list_objects(objects, key.rstrip("/"), urllib.parse.parse_qs(query))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body))
+                origin.requests += 1
+                await writer.drain()
+                continue
             if key in ("_origin/stats", "_origin/reset"):
                 if key == "_origin/reset":
                     origin.requests = origin.bytes_sent = 0
