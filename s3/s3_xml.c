@@ -17,7 +17,7 @@ void s3_xml_init(s3_xml *x, const uint8_t *data, size_t len)
 
 static s3v_status bad(const char *what)
 {
-    return s3v_errorf(S3V_ERR_REMOTE, "malformed XML from S3: %s", what);
+    return s3v_errorf(S3V_ERR_CORRUPT, "corrupt response from S3 (malformed XML: %s)", what);
 }
 
 static int is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }

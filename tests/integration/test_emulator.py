@@ -674,5 +674,109 @@ def eager_init_and_init_duration():
         check(inv["cold"] and inv["init_ms"] >= 200, "first invocation still reports the init duration")
 
 
+def raw_exchange(port, data, timeout=10, until_close=False):
+    """Sends raw bytes on a new connection; returns what comes back (up to EOF when until_close,
+    else until a complete response head + Content-Length body)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock.sendall(data)
+        out = b""
+        while True:
+            if not until_close and b"\r\n\r\n" in out:
+                head, _, body = out.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)content-length: *(\d+)", head)
+                if len(body) >= (int(m.group(1)) if m else 0):
+                    return out
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                return out
+            if not chunk:
+                return out
+            out += chunk
+    finally:
+        sock.close()
+
+
+@test
+def http_framing_on_one_thread():
+    """The emulator's single HTTP thread keeps HTTP/1.1 semantics: pipelined requests answered in
+    order, HTTP/1.0 and Connection: close end the connection, malformed or oversized heads get 4xx
+    and a closed connection, and a slow client does not hold up anyone else."""
+    with Emulator("--eager-init", env={"EXAMPLE_MODE": "idle"}) as emu:
+        two = (b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\n\r\n"
+               b"GET /_emulator/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = raw_exchange(emu.port, two, until_close=True)
+        heads = re.findall(rb"HTTP/1\.1 (\d{3})", out)
+        check(heads == [b"200", b"200"] and out.index(b'{"status": "OK"}') < out.index(b'"function_name"'),
+              f"two pipelined requests answered in order on one connection ({heads})")
+        check(b"Connection: close" in out.split(b"\r\n\r\n{\"status\"")[-1], "Connection: close honoured")
+        out = raw_exchange(emu.port, b"GET /_emulator/health HTTP/1.0\r\n\r\n", until_close=True)
+        check(out.startswith(b"HTTP/1.1 200") and b"Connection: close" in out, "HTTP/1.0 request: answer, then close")
+        out = raw_exchange(emu.port, b"NONSENSE\r\n\r\n", until_close=True)
+        check(out.startswith(b"HTTP/1.1 400"), f"malformed request line -> 400 ({out[:30]!r})")
+        out = raw_exchange(emu.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (70 * 1024), until_close=True)
+        check(out.startswith(b"HTTP/1.1 431"), f"head over 64 KiB -> 431 ({out[:30]!r})")
+        # A client that sends half a request and stalls does not block the server.
+        slow = socket.create_connection(("127.0.0.1", emu.port), timeout=10)
+        slow.sendall(b"POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+        t0 = time.time()
+        status, _, _ = http_request(emu.port, "GET", "/_emulator/health")
+        check(status == 200 and time.time() - t0 < 1, "a stalled client does not hold up other requests")
+        slow.close()
+        # Chunked invoke body, sent in pieces.
+        join = in_thread(emu.invoke, {"x": 1})
+        status, hdrs, _ = emu.runtime("GET", "/invocation/next")
+        rid = hdrs["Lambda-Runtime-Aws-Request-Id"]
+        emu.runtime("POST", f"/invocation/{rid}/response", b'"done"')
+        check(join()[0] == 200, "a normal invocation still works afterwards")
+
+
+@test
+def parked_next_of_a_vanished_runtime_is_dropped():
+    """A GET /next whose caller disconnects while waiting is not handed an event: the invocation goes
+    to the next /next instead of being lost."""
+    with Emulator("--eager-init", "--timeout", "10", env={"EXAMPLE_MODE": "idle"}) as emu:
+        ghost = socket.create_connection(("127.0.0.1", emu.port), timeout=10)
+        ghost.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)  # parked
+        ghost.close()
+        time.sleep(0.2)  # the server sees the close
+        join = in_thread(emu.invoke, {"after": "ghost"})
+        status, hdrs, data = emu.runtime("GET", "/invocation/next", timeout=5)
+        check(status == 200 and json.loads(data) == {"after": "ghost"}, f"the live /next gets the event ({status})")
+        rid = hdrs.get("Lambda-Runtime-Aws-Request-Id", "")
+        status, _, _ = emu.runtime("POST", f"/invocation/{rid}/response", b'{"ok": true}')
+        check(status == 202, "its response is accepted")
+        status, _, data = join()
+        check(status == 200 and json.loads(data) == {"ok": True}, "the caller gets it")
+        inv = emu.stats()["invocations"][-1]
+        check(inv["status"] == "ok" and 0 <= inv["runtime_ms"] < 5000, f"recorded ok with runtime_ms {inv}")
+
+
+@test
+def many_keep_alive_clients():
+    """Eight callers on their own keep-alive connections, 25 invocations each, all answered right
+    (one invocation at a time in the runtime)."""
+    with Emulator("--timeout", "10") as emu:
+        def caller(n):
+            conn = http.client.HTTPConnection("127.0.0.1", emu.port, timeout=30)
+            got = []
+            for i in range(25):
+                body = json.dumps({"action": "echo", "who": n, "i": i}).encode()
+                conn.request("POST", "/2015-03-31/functions/function/invocations", body=body)
+                r = conn.getresponse()
+                got.append((r.status, json.loads(r.read())["event"]))
+            conn.close()
+            return got
+        joins = [in_thread(caller, n) for n in range(8)]
+        results = [j() for j in joins]
+        ok = all(st == 200 and ev == {"action": "echo", "who": n, "i": i}
+                 for n, got in enumerate(results) for i, (st, ev) in enumerate(got))
+        check(ok, "every caller got its own answers, in order")
+        s = emu.stats()
+        check(s["counts"] == {"ok": 200} and s["restarts"] == 0, f"200 ok, no restart ({s['counts']})")
+
+
 if __name__ == "__main__":
     sys.exit(run_all("test_emulator"))

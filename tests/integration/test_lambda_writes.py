@@ -177,7 +177,6 @@ def main():
             key, secret = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
             CTX["s3"] = moto.client(key, secret)
             CTX["bucket"] = root.split("/")[2]
-            moto.set_auth(False)
             fenv = lambda_env(env, root, S3VEC_ALLOW_WRITES="true")
             with Emulator(env=fenv) as ea, Emulator(env=fenv) as eb, Front(ea) as fa, Front(eb) as fb:
                 CTX.update(emu_a=ea, emu_b=eb, front_a=fa, a=s3vectors_client(fa.endpoint),

@@ -59,6 +59,9 @@ def free_port():
 # moto with atomic conditional puts (run as a child process of the test)
 
 def serve_moto(port):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from s3lib.moto_fixed import patch
+    patch()
     from moto.s3.responses import S3Response
     from moto.server import ThreadedMotoServer
     lock = threading.Lock()

@@ -84,7 +84,7 @@ static void expect_list_error(const char *doc_text, const char *why)
     memset(&pg, 0x5a, sizeof pg);
     s3v_status st = s3_xml_list_parse(doc, n, &pg);
     CHECK(st != S3V_OK, "%s must be rejected", why);
-    CHECK(st == S3V_ERR_REMOTE || st == S3V_ERR_NOMEM, "%s: status %s", why, s3v_status_name(st));
+    CHECK(st == S3V_ERR_CORRUPT || st == S3V_ERR_NOMEM, "%s: status %s", why, s3v_status_name(st));
     free(doc);
 }
 
@@ -183,7 +183,7 @@ static void test_truncations_and_flips(void)
         }
         char out[64];
         s3v_status fs = s3_xml_find(doc, n, "*/NextContinuationToken", out, sizeof out);
-        CHECK(fs == S3V_OK || fs == S3V_ERR_NOT_FOUND || fs == S3V_ERR_REMOTE || fs == S3V_ERR_TOO_LARGE,
+        CHECK(fs == S3V_OK || fs == S3V_ERR_NOT_FOUND || fs == S3V_ERR_CORRUPT || fs == S3V_ERR_TOO_LARGE,
               "find on corrupt input: %s", s3v_status_name(fs));
         free(doc);
     }

@@ -288,10 +288,8 @@ def s3vec_json(args, env=None):
 
 
 def moto_deployment(moto, bucket="s3vec-test", prefix="deploy"):
-    """Creates the bucket and returns (env for s3vec programs, storage root URL). moto keeps verifying
-    SigV4 signatures; a test that lists with a prefix holding '/' (ListIndexes) turns verification off
-    around that call with moto.set_auth(False), because moto 5.2 fails percent-encoded list prefixes
-    for every client (see s3lib)."""
+    """Creates the bucket and returns (env for s3vec programs, storage root URL). moto verifies the
+    SigV4 signature of every request (s3lib/moto_fixed.py)."""
     key, secret = moto.create_user()
     moto.client(key, secret).create_bucket(Bucket=bucket)
     env = moto.env(key, secret)

@@ -1,4 +1,5 @@
-"""MotoServer: moto_server on 127.0.0.1 with SigV4 verification, for tests.
+"""MotoServer: moto_server on 127.0.0.1 with SigV4 verification, for tests (started through
+moto_fixed.py, which makes moto verify percent-encoded URLs as AWS does).
 
     with MotoServer() as moto:                      # starts, waits until it answers
         key, secret = moto.create_user()            # IAM user + access key + s3:* policy
@@ -14,9 +15,9 @@ policy) must therefore be the first thing called. assume_role() then gives tempo
 session token (STS AssumeRole, signed with the user's keys), which moto also verifies.
 A moto_server that does not start within `start_timeout` raises RuntimeError with its output."""
 import os
-import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -48,9 +49,7 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        exe = shutil.which("moto_server")
-        if not exe:
-            raise RuntimeError("moto_server is not on PATH")
+        launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "moto_fixed.py")
         env = dict(os.environ)
         if self.auth:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(self.no_auth_actions)
@@ -59,7 +58,7 @@ class MotoServer:
         self._log = tempfile.TemporaryFile()
         for _ in range(5):  # a port picked free can be taken by someone else meanwhile
             self.port = free_port()
-            self.proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(self.port)], env=env,
+            self.proc = subprocess.Popen([sys.executable, launcher, "-H", "127.0.0.1", "-p", str(self.port)], env=env,
                                          stdout=self._log, stderr=subprocess.STDOUT)
             if self._wait_ready():
                 return self
@@ -112,9 +111,7 @@ class MotoServer:
 
     def set_auth(self, verify):
         """Turns signature verification on (every later request is checked) or off, at run time,
-        through moto's /moto-api/reset-auth. Needed because moto 5.2 recomputes signatures from the
-        decoded URL: any percent-encoded byte in the path or query ('/' in a list prefix, a space or
-        '+' in a key) fails verification for every client, boto3 included."""
+        through moto's /moto-api/reset-auth."""
         import http.client
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
