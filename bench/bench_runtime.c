@@ -1,36 +1,53 @@
-/* bench/bench_runtime.c: the Lambda runtime's own costs, measured through the local Lambda emulator
- * (deploy/local/emulator.py) in one run, each beside a peer:
+/* bench/bench_runtime.c: the Lambda runtime's own costs, each beside a peer measured in the same run.
  *
- *  1. Init duration: process start to the first GET /next (the emulator's init_ms of a cold
- *     invocation), without a default index, beside the start-to-exit time of a trivial C program
- *     (/bin/true) spawned by the same Python mechanism the emulator uses (subprocess.Popen) and by
- *     posix_spawn from C. The same with S3VEC_DEFAULT_INDEX (index load included) for reference.
+ *  1. Init duration: process start to the runtime's first GET /next, without a default index (and,
+ *     for reference, with S3VEC_DEFAULT_INDEX, whose load is included). Measured two ways:
+ *     - through the local Lambda (deploy/local/emulator.py): its init_ms of cold invocations;
+ *     - through a minimal Runtime API written in C inside this program (spawn -> the first request
+ *       read), which isolates the runtime from the emulator's Python.
+ *     Peers: a trivial static C runtime (connect, GET /next, answer {} forever; compiled here with cc,
+ *     skipped without a compiler) started the same two ways; /bin/true and our bootstrap exiting at
+ *     once in main() (exec + shared libraries) via posix_spawn; /bin/true via subprocess.Popen, the
+ *     emulator's own spawn path.
  *  2. Warm invocation overhead: for QueryVectors topK 10 (direct invocation, GloVe-100 or synthetic
- *     100-d vectors, index in a local folder, cluster cache warm), the emulator's runtime_ms (event
- *     handed out on /next -> response received) minus the engine time the handler itself reports
- *     (statistics.msQuery + msIndexOpen) = runtime loop + event decoding + response encoding + the two
- *     loopback HTTP exchanges. Beside it: the engine's query time for the same queries, and the same
- *     emulator's runtime_ms for a trivial Python runtime (deploy/local/example_runtime.py, action
- *     "len"), i.e. the floor of the emulator and its Runtime API.
+ *     100-d vectors, index in a local folder, cluster cache warm), runtime_ms (event handed out on
+ *     /next -> response received) minus the engine time the handler itself reports (statistics.msQuery
+ *     + msIndexOpen) = runtime loop + event decoding + response encoding + the two loopback HTTP
+ *     exchanges. Measured through the emulator (its runtime_ms) and through the C Runtime API (same
+ *     definition: first byte of the /next answer written -> last byte of the response read). Peers:
+ *     the engine's query time for the same queries in-process; the runtime_ms of the trivial C
+ *     runtime (zero work) and of a trivial Python runtime (deploy/local/example_runtime.py, action
+ *     "len") on the same emulator, i.e. the emulator's own floor. The split of our overhead comes
+ *     from the runtime's log (handler_ms - engine_ms = decode + validate + encode).
  * Single-threaded queries (the runtime is single-threaded), no BLAS; kernels as kern_init chooses.
+ * The machine is shared: run it a few times (nice -n -10 helps) and compare medians.
  *
  * usage: bench_runtime [--source DIR] [--bootstrap PATH] [--data DIR] [--n N] [--queries Q] [--cold C]
  *   --source     the source tree (default: found upward from this program, holding deploy/local)
- *   --bootstrap  the runtime (default: <build>/bootstrap/bootstrap next to this program's build)
+ *   --bootstrap  the runtime (default: <build>/bootstrap/bootstrap next to this program's build); a
+ *                packaged one works when staged with its task root, e.g.
+ *                deploy/package.sh --arch x86_64 --static --stage D --task-root D, then D/bootstrap
  *   --data       folder with glove100_base.fvecs / glove100_query.fvecs (default $S3VEC_DATA_DIR or
  *                /work/data); synthetic clustered 100-d data when absent
  *   --n          base vectors indexed (default 100000), --queries measured queries (default 2000),
- *   --cold       cold starts per configuration (default 20) */
+ *   --cold       cold starts per configuration (default 20, at most 64) */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,9 +65,12 @@
 
 extern char **environ;
 
+#define MAX_COLD 64
+
 static char tmpdir[256];
 static char source_dir[PATH_MAX];
 static char bootstrap[PATH_MAX];
+static char trivial[PATH_MAX]; /* the trivial C runtime, "" when it could not be built */
 
 /* ---- small helpers ---- */
 
@@ -60,6 +80,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* p-quantile of v[0..n) (sorts v); NAN when empty. */
 static double pct(double *v, size_t n, double p)
 {
     if (!n) return NAN;
@@ -74,13 +95,43 @@ static int exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
+/* Processes this program started and has not stopped yet (stopped at exit, also after die()). */
+static pid_t live[8];
+
+static void track(pid_t pid, int on)
+{
+    for (size_t i = 0; i < sizeof live / sizeof *live; i++)
+        if (on ? live[i] == 0 : live[i] == pid) {
+            live[i] = on ? pid : 0;
+            return;
+        }
+}
+
+static void cleanup(void)
+{
+    for (size_t i = 0; i < sizeof live / sizeof *live; i++)
+        if (live[i] > 0) {
+            kill(live[i], SIGTERM);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+    if (tmpdir[0]) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "bench_runtime: could not remove %s\n", tmpdir);
+        tmpdir[0] = 0;
+    }
+}
+
 static void die(const char *msg)
 {
     fprintf(stderr, "bench_runtime: %s\n", msg);
-    exit(1);
+    exit(1); /* cleanup() runs */
 }
 
-/* ---- HTTP with libcurl (keep-alive) ---- */
+static double ms_since(uint64_t t0) { return (double)(s3v_now_ns() - t0) / 1e6; }
+
+/* ---- HTTP with libcurl (keep-alive), the emulator's client ---- */
 
 typedef struct http_buf {
     char *p;
@@ -117,6 +168,7 @@ static long http(int port, const char *path, const char *body, http_buf *out)
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
     if (body) {
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -147,6 +199,7 @@ static child start_server(char *const argv[], const char *banner)
     posix_spawn_file_actions_addclose(&fa, fds[0]);
     child c = {0, 0};
     if (posix_spawnp(&c.pid, argv[0], &fa, NULL, argv, environ) != 0) die("cannot start the emulator");
+    track(c.pid, 1);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
     FILE *f = fdopen(fds[0], "r");
@@ -165,6 +218,7 @@ static void stop_server(child *c)
     if (c->pid > 0) {
         kill(c->pid, SIGTERM);
         waitpid(c->pid, NULL, 0);
+        track(c->pid, 0);
         c->pid = 0;
     }
 }
@@ -246,25 +300,26 @@ static size_t cold_starts(int port, const char *payload, int cold, double *out)
     return n;
 }
 
-/* Start-to-exit of /bin/true via posix_spawn, ms. */
-static size_t trivial_spawn(int reps, double *out)
+/* runtime_ms of every invocation the emulator remembers (after a stats reset); returns the count. */
+static size_t runtime_ms_list(int port, double *out, size_t cap, char (*rids)[64])
 {
-    char *argv[] = {"/bin/true", NULL};
-    for (int i = 0; i < reps; i++) {
-        uint64_t t0 = s3v_now_ns();
-        pid_t pid;
-        if (posix_spawn(&pid, "/bin/true", NULL, NULL, argv, environ) != 0) die("spawn /bin/true");
-        waitpid(pid, NULL, 0);
-        out[i] = (double)(s3v_now_ns() - t0) / 1e6;
+    cJSON *stats = get_stats(port);
+    const cJSON *invs = cJSON_GetObjectItemCaseSensitive(stats, "invocations");
+    size_t k = 0;
+    for (const cJSON *e = invs ? invs->child : NULL; e && k < cap; e = e->next, k++) {
+        out[k] = cJSON_GetObjectItemCaseSensitive(e, "runtime_ms")->valuedouble;
+        if (rids)
+            snprintf(rids[k], sizeof rids[k], "%s",
+                     cJSON_GetObjectItemCaseSensitive(e, "request_id")->valuestring);
     }
-    return (size_t)reps;
+    cJSON_Delete(stats);
+    return k;
 }
 
-/* The bootstrap with an empty environment: it exits at the top of main() (no AWS_LAMBDA_RUNTIME_API),
- * so this is exec + loading its shared libraries + their constructors. ms, from C. */
-static size_t bootstrap_exec(int reps, double *out)
+/* Start-to-exit of `path` (no arguments, empty environment, stderr to /dev/null) via posix_spawn, ms. */
+static size_t spawn_to_exit(const char *path, int reps, double *out)
 {
-    char *argv[] = {bootstrap, NULL};
+    char *argv[] = {(char *)path, NULL};
     char *envp[] = {NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -272,23 +327,24 @@ static size_t bootstrap_exec(int reps, double *out)
     for (int i = 0; i < reps; i++) {
         uint64_t t0 = s3v_now_ns();
         pid_t pid;
-        if (posix_spawn(&pid, bootstrap, &fa, NULL, argv, envp) != 0) die("spawn bootstrap");
+        if (posix_spawn(&pid, path, &fa, NULL, argv, envp) != 0) die("posix_spawn");
         waitpid(pid, NULL, 0);
-        out[i] = (double)(s3v_now_ns() - t0) / 1e6;
+        out[i] = ms_since(t0);
     }
     posix_spawn_file_actions_destroy(&fa);
     return (size_t)reps;
 }
 
-/* The same through Python's subprocess.Popen (the emulator's spawn path), median ms. */
+/* The same for /bin/true through Python's subprocess.Popen, as the emulator spawns; median ms. */
 static double trivial_popen(int reps)
 {
-    char cmd[512];
+    char cmd[600];
     snprintf(cmd, sizeof cmd,
              "python3 -c \"import subprocess,time,statistics\n"
-             "v=[]\nfor _ in range(%d):\n t=time.perf_counter(); subprocess.Popen(['/bin/true'],"
-             "stdout=subprocess.PIPE,stderr=subprocess.PIPE,start_new_session=True).wait(); "
-             "v.append((time.perf_counter()-t)*1000)\nprint(statistics.median(v))\"",
+             "v=[]\nfor _ in range(%d):\n t=time.perf_counter(); p=subprocess.Popen(['/bin/true'],"
+             "stdin=subprocess.DEVNULL,stdout=subprocess.PIPE,stderr=subprocess.PIPE,start_new_session=True);"
+             " p.wait(); p.stdout.close(); p.stderr.close(); v.append((time.perf_counter()-t)*1000)\n"
+             "print(statistics.median(v))\"",
              reps);
     FILE *p = popen(cmd, "r");
     double ms = NAN;
@@ -297,6 +353,335 @@ static double trivial_popen(int reps)
         pclose(p);
     }
     return ms;
+}
+
+/* The trivial runtime: one connection, GET /next, POST "{}" as the response, forever. Compiled here
+ * (static when the toolchain allows) so that no shared library is loaded at its start. */
+static const char TRIVIAL_C[] =
+    "#include <arpa/inet.h>\n#include <netinet/tcp.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+    "#include <string.h>\n#include <sys/socket.h>\n#include <unistd.h>\n"
+    "static char b[1 << 16]; static size_t have;\n"
+    "static int resp(int fd, char *rid) {\n"
+    "  for (;;) { b[have] = 0; char *e = strstr(b, \"\\r\\n\\r\\n\");\n"
+    "    if (e) { size_t hl = (size_t)(e - b) + 4, n = 0; char *c = strstr(b, \"Content-Length: \");\n"
+    "      if (c && c < e) n = strtoul(c + 16, NULL, 10);\n"
+    "      if (hl + n >= sizeof b) return -1;\n"
+    "      while (have < hl + n) { ssize_t r = read(fd, b + have, sizeof b - 1 - have); if (r <= 0) return "
+    "-1; "
+    "have += (size_t)r; }\n"
+    "      if (rid) { char *p = strstr(b, \"Lambda-Runtime-Aws-Request-Id: \"); if (!p || p > e || "
+    "sscanf(p + 31, \"%63s\", rid) != 1) return -1; }\n"
+    "      memmove(b, b + hl + n, have - hl - n); have -= hl + n; return 0; }\n"
+    "    ssize_t r = read(fd, b + have, sizeof b - 1 - have); if (r <= 0) return -1; have += (size_t)r; } }\n"
+    "int main(void) {\n"
+    "  const char *api = getenv(\"AWS_LAMBDA_RUNTIME_API\"); char host[64]; int port, one = 1;\n"
+    "  if (!api || sscanf(api, \"%63[^:]:%d\", host, &port) != 2) return 1;\n"
+    "  int fd = socket(AF_INET, SOCK_STREAM, 0); setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof "
+    "one);\n"
+    "  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};\n"
+    "  inet_pton(AF_INET, host, &a.sin_addr); if (connect(fd, (struct sockaddr *)&a, sizeof a)) return 1;\n"
+    "  for (;;) { char q[512], rid[64]; int n = snprintf(q, sizeof q, \"GET "
+    "/2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n\", api);\n"
+    "    if (write(fd, q, (size_t)n) != n || resp(fd, rid)) return 1;\n"
+    "    n = snprintf(q, sizeof q, \"POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\\r\\nHost: "
+    "%s\\r\\nContent-Type: application/json\\r\\nContent-Length: 2\\r\\n\\r\\n{}\", rid, api);\n"
+    "    if (write(fd, q, (size_t)n) != n || resp(fd, NULL)) return 1; } }\n";
+
+static void build_trivial(void)
+{
+    char src[PATH_MAX], cmd[4 * PATH_MAX + 128];
+    snprintf(src, sizeof src, "%s/trivial.c", tmpdir);
+    snprintf(trivial, sizeof trivial, "%s/trivial", tmpdir);
+    FILE *f = fopen(src, "w");
+    if (!f) die("cannot write trivial.c");
+    fputs(TRIVIAL_C, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cc -O2 -static -o '%s' '%s' 2>/dev/null || cc -O2 -o '%s' '%s' 2>/dev/null",
+             trivial, src, trivial, src);
+    if (system(cmd) != 0 || !exists(trivial)) {
+        fprintf(stderr, "bench_runtime: no C compiler: the trivial C runtime is left out\n");
+        trivial[0] = 0;
+    }
+}
+
+/* ---- a minimal Runtime API in C: one listening socket, one runtime, blocking I/O ---- */
+
+typedef struct stub {
+    int lfd, fd, port;
+    pid_t pid;
+    char *buf; /* received bytes; the first `consumed` belong to the request last returned */
+    size_t have, cap, consumed;
+} stub;
+
+#define STUB_BUF_CAP  (8u << 20)
+#define STUB_WAIT_MS  60000
+#define STUB_HEAD_MAX 65536
+
+static void stub_open(stub *s)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t al = sizeof a;
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(s->lfd, 8) != 0 ||
+        getsockname(s->lfd, (struct sockaddr *)&a, &al) != 0)
+        die("stub: cannot listen");
+    s->port = ntohs(a.sin_port);
+    s->cap = STUB_BUF_CAP;
+    s->buf = malloc(s->cap);
+    if (!s->buf) die("out of memory");
+}
+
+static int wait_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+    do r = poll(&p, 1, STUB_WAIT_MS);
+    while (r < 0 && errno == EINTR);
+    return r > 0 ? 0 : -1;
+}
+
+/* Starts the runtime with AWS_LAMBDA_RUNTIME_API pointing here; its stderr and stdout go to `log`. */
+static void stub_spawn(stub *s, const char *runtime, const char *const *env, const char *log)
+{
+    char api[64], task[PATH_MAX + 32];
+    snprintf(api, sizeof api, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", s->port);
+    snprintf(task, sizeof task, "LAMBDA_TASK_ROOT=%s", runtime);
+    char *slash = strrchr(task, '/');
+    if (slash) *slash = 0;
+    char *envp[24];
+    int n = 0;
+    envp[n++] = api;
+    envp[n++] = task;
+    envp[n++] = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024";
+    envp[n++] = "AWS_REGION=us-east-1";
+    envp[n++] = "PATH=/usr/local/bin:/usr/bin/:/bin";
+    for (int i = 0; env && env[i] && n < 23; i++) envp[n++] = (char *)env[i];
+    envp[n] = NULL;
+    char *argv[] = {(char *)runtime, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&fa, s->lfd);
+    if (posix_spawn(&s->pid, runtime, &fa, NULL, argv, envp) != 0) die("stub: cannot start the runtime");
+    track(s->pid, 1);
+    posix_spawn_file_actions_destroy(&fa);
+}
+
+static void stub_kill(stub *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        track(s->pid, 0);
+        s->pid = 0;
+    }
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    s->have = s->consumed = 0;
+}
+
+static void stub_close(stub *s)
+{
+    stub_kill(s);
+    close(s->lfd);
+    free(s->buf);
+}
+
+/* Reads one request: its head (NUL-terminated, in head[0..cap)) and body (*body points into the
+ * buffer, valid until the next call). Accepts the runtime's connection when there is none. Returns
+ * 0, or -1 when the runtime went away or did not ask within STUB_WAIT_MS. */
+static int stub_read(stub *s, char *head, size_t cap, const char **body, size_t *body_len)
+{
+    if (s->consumed) { /* drop the previous request */
+        memmove(s->buf, s->buf + s->consumed, s->have - s->consumed);
+        s->have -= s->consumed;
+        s->consumed = 0;
+    }
+    if (s->fd < 0) {
+        if (wait_readable(s->lfd) != 0) return -1;
+        s->fd = accept(s->lfd, NULL, NULL);
+        if (s->fd < 0) return -1;
+        int one = 1;
+        setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        s->have = s->consumed = 0;
+    }
+    for (;;) {
+        s->buf[s->have < s->cap ? s->have : s->cap - 1] = 0;
+        char *e = s->have ? strstr(s->buf, "\r\n\r\n") : NULL;
+        if (e) {
+            size_t hl = (size_t)(e - s->buf) + 4, n = 0;
+            if (hl >= cap) return -1;
+            memcpy(head, s->buf, hl);
+            head[hl] = 0;
+            for (char *p = head; (p = strchr(p, '\n')) != NULL;)
+                if (!strncasecmp(++p, "Content-Length:", 15)) n = strtoul(p + 15, NULL, 10);
+            if (hl + n + 1 > s->cap) return -1;
+            while (s->have < hl + n) {
+                if (wait_readable(s->fd) != 0) return -1;
+                ssize_t r = read(s->fd, s->buf + s->have, s->cap - 1 - s->have);
+                if (r <= 0) return -1;
+                s->have += (size_t)r;
+            }
+            *body = s->buf + hl;
+            *body_len = n;
+            s->consumed = hl + n;
+            return 0;
+        }
+        if (s->have > STUB_HEAD_MAX) return -1;
+        if (wait_readable(s->fd) != 0) return -1;
+        ssize_t r = read(s->fd, s->buf + s->have, s->cap - 1 - s->have);
+        if (r <= 0) return -1;
+        s->have += (size_t)r;
+    }
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Answers a GET /next with invocation `i` and its payload. */
+static int stub_hand(stub *s, size_t i, const char *payload)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    unsigned long long deadline =
+        (unsigned long long)tv.tv_sec * 1000u + (unsigned long long)tv.tv_usec / 1000 + 60000;
+    char head[1024];
+    size_t len = strlen(payload);
+    int n = snprintf(
+        head, sizeof head,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Lambda-Runtime-Aws-Request-Id: 00000000-0000-4000-8000-%012zu\r\n"
+        "Lambda-Runtime-Deadline-Ms: %llu\r\n"
+        "Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:bench\r\n"
+        "Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000;Sampled=0\r\n"
+        "Lambda-Runtime-Invocation-Id: 11111111-0000-4000-8000-%012zu\r\n"
+        "Content-Length: %zu\r\n\r\n",
+        i, deadline, i, len);
+    char *msg = malloc((size_t)n + len);
+    if (!msg) return -1;
+    memcpy(msg, head, (size_t)n);
+    memcpy(msg + n, payload, len);
+    int rc = write_all(s->fd, msg, (size_t)n + len);
+    free(msg);
+    return rc;
+}
+
+static int stub_accept_post(stub *s)
+{
+    static const char ok[] =
+        "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n"
+        "{\"status\": \"OK\"}";
+    return write_all(s->fd, ok, sizeof ok - 1);
+}
+
+/* Cold starts through the stub: spawn -> the first GET /next read, ms. */
+static size_t stub_cold_starts(const char *runtime, const char *const *env, const char *log, int cold,
+                               double *out)
+{
+    stub s;
+    stub_open(&s);
+    char head[STUB_HEAD_MAX];
+    const char *body;
+    size_t blen, n = 0;
+    for (int i = 0; i < cold; i++) {
+        uint64_t t0 = s3v_now_ns();
+        stub_spawn(&s, runtime, env, log);
+        if (stub_read(&s, head, sizeof head, &body, &blen) != 0 || strncmp(head, "GET ", 4) != 0)
+            die("stub: the runtime did not ask for /next (see its log)");
+        out[n++] = ms_since(t0);
+        stub_kill(&s);
+    }
+    stub_close(&s);
+    return n;
+}
+
+/* Warm invocations through the stub: after `warm` unmeasured ones, q measured; per invocation
+ * runtime_ms (first byte of the /next answer written -> last byte of the response read) and, when
+ * engine_ms != NULL, the engine time from the response's statistics. */
+static void stub_warm(const char *runtime, const char *const *env, const char *log, char **payloads, size_t q,
+                      size_t warm, double *runtime_ms, double *engine_ms)
+{
+    stub s;
+    stub_open(&s);
+    stub_spawn(&s, runtime, env, log);
+    static char head[STUB_HEAD_MAX];
+    const char *body;
+    size_t blen;
+    for (size_t i = 0; i < warm + q; i++) {
+        size_t k = i % q;
+        if (stub_read(&s, head, sizeof head, &body, &blen) != 0 || strncmp(head, "GET ", 4) != 0)
+            die("stub: the runtime did not ask for /next (see its log)");
+        uint64_t t0 = s3v_now_ns();
+        if (stub_hand(&s, i, payloads[k]) != 0) die("stub: write failed");
+        if (stub_read(&s, head, sizeof head, &body, &blen) != 0) die("stub: no response from the runtime");
+        double ms = ms_since(t0);
+        if (!strstr(head, "/response HTTP/1.1")) {
+            fprintf(stderr, "bench_runtime: stub: the runtime posted %.80s: %.300s\n", head, body);
+            die("stub: not a response");
+        }
+        if (i >= warm) {
+            runtime_ms[i - warm] = ms;
+            if (engine_ms) {
+                cJSON *j = cJSON_ParseWithLength(body, blen);
+                const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "statistics");
+                const cJSON *mq = cJSON_GetObjectItemCaseSensitive(st, "msQuery");
+                const cJSON *mo = cJSON_GetObjectItemCaseSensitive(st, "msIndexOpen");
+                if (!cJSON_IsNumber(mq)) die("stub: response without statistics.msQuery");
+                engine_ms[i - warm] = mq->valuedouble + (cJSON_IsNumber(mo) ? mo->valuedouble : 0);
+                cJSON_Delete(j);
+            }
+        }
+        if (stub_accept_post(&s) != 0) die("stub: write failed");
+    }
+    stub_close(&s);
+}
+
+/* ---- the runtime's own log: handler_ms - engine_ms and runtime_ms - handler_ms per request ---- */
+
+/* For each log line "invoke req=<id> ... engine_ms=E handler_ms=H" whose id is rids[i]: split[n] = H - E,
+ * loop[n] = runtime_ms[i] - H. Returns n. ids == NULL: the stub's ids (index i -> ...-%012zu + offset). */
+static size_t log_split(const char *log, char (*rids)[64], size_t k, size_t id_offset,
+                        const double *runtime_ms, double *split, double *loop)
+{
+    FILE *f = fopen(log, "r");
+    char line[4096];
+    size_t n = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *rq = strstr(line, "invoke req=");
+        const char *em = strstr(line, " engine_ms="), *hm = strstr(line, " handler_ms=");
+        if (!rq || !em || !hm) continue;
+        char id[64];
+        if (sscanf(rq + 11, "%63s", id) != 1) continue;
+        size_t i = k;
+        if (rids) {
+            for (i = 0; i < k && strcmp(rids[i], id) != 0; i++) continue;
+        } else {
+            const char *dash = strrchr(id, '-');
+            size_t num = dash ? strtoull(dash + 1, NULL, 10) : 0;
+            if (dash && num >= id_offset) i = num - id_offset;
+        }
+        if (i >= k) continue;
+        double e = strtod(em + 11, NULL), h = strtod(hm + 12, NULL);
+        split[n] = h - e;
+        loop[n] = runtime_ms[i] - h;
+        n++;
+    }
+    if (f) fclose(f);
+    return n;
 }
 
 /* ---- data ---- */
@@ -310,7 +695,7 @@ static void load_data(const char *data_dir, size_t n, size_t q)
     char bp[PATH_MAX], qp[PATH_MAX];
     snprintf(bp, sizeof bp, "%s/glove100_base.fvecs", data_dir);
     snprintf(qp, sizeof qp, "%s/glove100_query.fvecs", data_dir);
-    size_t rows, d;
+    size_t rows;
     if (exists(bp) && exists(qp) && vec_read_fvecs(bp, &base_vecs, &rows, &dim) == S3V_OK) {
         base_n = rows < n ? rows : n;
         float *qv;
@@ -328,6 +713,7 @@ static void load_data(const char *data_dir, size_t n, size_t q)
     base_vecs = malloc(base_n * dim * sizeof(float));
     query_vecs = malloc(query_n * dim * sizeof(float));
     float *centres = malloc(200 * dim * sizeof(float));
+    if (!base_vecs || !query_vecs || !centres) die("out of memory");
     s3v_rng r;
     s3v_rng_seed(&r, 9);
     for (size_t i = 0; i < 200 * dim; i++) centres[i] = (float)(s3v_rng_unit(&r) * 2 - 1);
@@ -338,7 +724,6 @@ static void load_data(const char *data_dir, size_t n, size_t q)
     }
     free(centres);
     data_name = "synthetic 100-d";
-    (void)d;
 }
 
 static void write_fvecs(const char *path)
@@ -357,6 +742,7 @@ static char *query_payload(size_t qi, int stats)
 {
     size_t cap = dim * 24 + 512;
     char *s = malloc(cap);
+    if (!s) die("out of memory");
     int n = snprintf(s, cap,
                      "{\"operation\":\"QueryVectors\",\"vectorBucketName\":\"bench\",\"indexName\":\"glove\","
                      "\"topK\":10,\"returnDistance\":true%s,\"queryVector\":{\"float32\":[",
@@ -384,6 +770,21 @@ static void find_source(const char *argv0)
             return;
         }
     }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: bench_runtime [--source DIR] [--bootstrap PATH] [--data DIR] [--n N] [--queries Q] "
+               "[--cold C]\n(see the comment at the top of bench/bench_runtime.c)\n");
+}
+
+static const char *opt_str(double v, char *buf, size_t cap)
+{
+    if (isnan(v))
+        snprintf(buf, cap, "n/a");
+    else
+        snprintf(buf, cap, "%.2f ms", v);
+    return buf;
 }
 
 int main(int argc, char **argv)
@@ -414,23 +815,30 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--cold") && i + 1 < argc)
             cold = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf(
-                "usage: bench_runtime [--source DIR] [--bootstrap PATH] [--data DIR] [--n N] [--queries Q] "
-                "[--cold C]\n(see the comment at the top of bench/bench_runtime.c)\n");
+            usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "usage: bench_runtime [--source DIR] [--bootstrap PATH] [--data DIR] [--n N] "
-                            "[--queries Q] [--cold C]\n");
+            usage(stderr);
             return 2;
         }
     }
-    if (!source_dir[0] || !exists(bootstrap))
+    if (cold < 1) cold = 1;
+    if (cold > MAX_COLD) cold = MAX_COLD;
+    if (nq < 1) nq = 1;
+    char real_boot[PATH_MAX];
+    if (!source_dir[0] || !realpath(bootstrap, real_boot))
         die("cannot find the source tree or the bootstrap (use --source/--bootstrap)");
+    snprintf(bootstrap, sizeof bootstrap, "%s", real_boot);
     const kern_table *kt = kern_init(0);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     curl = curl_easy_init();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/s3vec-bench-runtime-XXXXXX");
-    if (!mkdtemp(tmpdir)) die("mkdtemp");
+    if (!mkdtemp(tmpdir)) {
+        tmpdir[0] = 0;
+        die("mkdtemp");
+    }
+    atexit(cleanup);
+    build_trivial();
 
     /* index */
     load_data(data_dir, n, nq);
@@ -464,7 +872,7 @@ int main(int argc, char **argv)
             ivf_result r;
             uint64_t t0 = s3v_now_ns();
             if (ivf_index_search(ix, &q, &r) != S3V_OK) die("engine search");
-            eng[i] = (double)(s3v_now_ns() - t0) / 1e6;
+            eng[i] = ms_since(t0);
             ivf_result_free(&r);
         }
     uint32_t nprobe = ivf_index_manifest(ix)->default_nprobe;
@@ -472,7 +880,6 @@ int main(int argc, char **argv)
     cluster_cache_free(cache);
     s3v_storage_close(st);
 
-    /* emulator A: default index, warm invocations */
     char envs[4][PATH_MAX + 32];
     snprintf(envs[0], sizeof envs[0], "S3VEC_STORAGE=%s", root);
     snprintf(envs[1], sizeof envs[1], "S3VEC_DEFAULT_INDEX=bench/glove");
@@ -480,14 +887,20 @@ int main(int argc, char **argv)
     snprintf(envs[3], sizeof envs[3], "S3VEC_CACHE_MB=512");
     const char *env_a[] = {envs[0], envs[1], envs[2], envs[3], NULL};
     const char *env_b[] = {envs[0], envs[2], NULL};
-    char log_a[PATH_MAX], log_b[PATH_MAX], log_c[PATH_MAX];
+    char log_a[PATH_MAX], log_b[PATH_MAX], log_c[PATH_MAX], log_t[PATH_MAX], log_s[PATH_MAX],
+        log_si[PATH_MAX];
     snprintf(log_a, sizeof log_a, "%s/emu-a.log", tmpdir);
     snprintf(log_b, sizeof log_b, "%s/emu-b.log", tmpdir);
     snprintf(log_c, sizeof log_c, "%s/emu-c.log", tmpdir);
-    child a = start_emulator(bootstrap, log_a, env_a);
-    http_buf b = {0};
+    snprintf(log_t, sizeof log_t, "%s/emu-t.log", tmpdir);
+    snprintf(log_s, sizeof log_s, "%s/stub.log", tmpdir);
+    snprintf(log_si, sizeof log_si, "%s/stub-init.log", tmpdir);
     char **payloads = calloc(query_n, sizeof *payloads);
     for (size_t i = 0; i < query_n; i++) payloads[i] = query_payload(i, 1);
+
+    /* emulator A: default index, warm invocations */
+    child a = start_emulator(bootstrap, log_a, env_a);
+    http_buf b = {0};
     for (size_t i = 0; i < query_n; i++) /* warm-up: process, index and cache */
         if (http(a.port, INVOKE, payloads[i], &b) != 200) die("warm-up invoke failed");
     http(a.port, "/_emulator/stats/reset", "", &b);
@@ -496,7 +909,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < query_n; i++) {
         uint64_t t0 = s3v_now_ns();
         if (http(a.port, INVOKE, payloads[i], &b) != 200) die("invoke failed");
-        client_ms[i] = (double)(s3v_now_ns() - t0) / 1e6;
+        client_ms[i] = ms_since(t0);
         req_bytes += strlen(payloads[i]);
         resp_bytes += b.n;
         cJSON *j = cJSON_Parse(b.p);
@@ -508,121 +921,153 @@ int main(int argc, char **argv)
         engine_ms[i] = mq->valuedouble + (cJSON_IsNumber(mo) ? mo->valuedouble : 0);
         cJSON_Delete(j);
     }
-    cJSON *stats = get_stats(a.port);
-    const cJSON *invs = cJSON_GetObjectItemCaseSensitive(stats, "invocations");
-    size_t ninv = (size_t)cJSON_GetArraySize(invs);
-    double *runtime_ms = calloc(ninv + 1, sizeof *runtime_ms), *overhead = calloc(ninv + 1, sizeof *overhead);
-    double *handler_ov = calloc(ninv + 1, sizeof *handler_ov), *loop_ms = calloc(ninv + 1, sizeof *loop_ms);
-    char(*rids)[64] = calloc(ninv + 1, sizeof *rids);
-    size_t k = 0;
-    for (const cJSON *e = invs ? invs->child : NULL; e && k < query_n; e = e->next, k++) {
-        runtime_ms[k] = cJSON_GetObjectItemCaseSensitive(e, "runtime_ms")->valuedouble;
-        overhead[k] = runtime_ms[k] - engine_ms[k];
-        snprintf(rids[k], sizeof rids[k], "%s",
-                 cJSON_GetObjectItemCaseSensitive(e, "request_id")->valuestring);
-    }
-    cJSON_Delete(stats);
-    /* the runtime's own per-invocation times from its log: handler_ms (decode + engine + encode) */
-    usleep(200000);
-    FILE *la = fopen(log_a, "r");
-    char lline[2048];
-    size_t nh = 0;
-    while (la && fgets(lline, sizeof lline, la)) {
-        const char *rq = strstr(lline, "invoke req=");
-        const char *em = strstr(lline, " engine_ms="), *hm = strstr(lline, " handler_ms=");
-        if (!rq || !em || !hm) continue;
-        char id[64];
-        if (sscanf(rq + 11, "%63s", id) != 1) continue;
-        for (size_t i = 0; i < k; i++) {
-            if (strcmp(rids[i], id) != 0) continue;
-            double e = strtod(em + 11, NULL), hms = strtod(hm + 12, NULL);
-            handler_ov[nh] = hms - e;
-            loop_ms[nh] = runtime_ms[i] - hms;
-            nh++;
-            break;
-        }
-    }
-    if (la) fclose(la);
-    double init_idx[64];
-    size_t nidx = cold_starts(a.port, payloads[0], cold < 64 ? cold : 64, init_idx);
+    double *runtime_ms = calloc(query_n, sizeof *runtime_ms), *overhead = calloc(query_n, sizeof *overhead);
+    double *split = calloc(query_n, sizeof *split), *loop_ms = calloc(query_n, sizeof *loop_ms);
+    char(*rids)[64] = calloc(query_n, sizeof *rids);
+    if (!engine_ms || !client_ms || !runtime_ms || !overhead || !split || !loop_ms || !rids)
+        die("out of memory");
+    size_t k = runtime_ms_list(a.port, runtime_ms, query_n, rids);
+    for (size_t i = 0; i < k; i++) overhead[i] = runtime_ms[i] - engine_ms[i];
+    usleep(200000); /* the emulator's log pump */
+    size_t nh = log_split(log_a, rids, k, 0, runtime_ms, split, loop_ms);
+    double init_idx[MAX_COLD];
+    size_t nidx = cold_starts(a.port, payloads[0], cold, init_idx);
     stop_server(&a);
 
     /* emulator B: no default index (init = process start to the first /next) */
     child bb = start_emulator(bootstrap, log_b, env_b);
-    double init_plain[64];
+    double init_plain[MAX_COLD];
     size_t nplain = cold_starts(
-        bb.port, "{\"operation\":\"GetIndex\",\"vectorBucketName\":\"bench\",\"indexName\":\"glove\"}",
-        cold < 64 ? cold : 64, init_plain);
+        bb.port, "{\"operation\":\"GetIndex\",\"vectorBucketName\":\"bench\",\"indexName\":\"glove\"}", cold,
+        init_plain);
     stop_server(&bb);
-    /* the runtime's own measure of main() -> ready, from its log */
-    double self_init[64];
+    double self_init[MAX_COLD]; /* the runtime's own measure of main() -> ready, from its log */
     size_t nself = 0;
     FILE *lf = fopen(log_b, "r");
     char line[1024];
-    while (lf && fgets(line, sizeof line, lf) && nself < 64) {
+    while (lf && fgets(line, sizeof line, lf) && nself < MAX_COLD) {
         const char *m = strstr(line, "init: ready in ");
         if (m) self_init[nself++] = strtod(m + 15, NULL);
     }
     if (lf) fclose(lf);
 
-    /* emulator C: a trivial Python runtime (the emulator + Runtime API floor) */
+    /* emulator T: the trivial C runtime (init peer; warm: the emulator's floor) */
+    double init_triv[MAX_COLD], *triv_ms = calloc(query_n, sizeof *triv_ms);
+    size_t ntriv_init = 0, ntriv = 0;
+    if (trivial[0]) {
+        child t = start_emulator(trivial, log_t, NULL);
+        ntriv_init = cold_starts(t.port, "{}", cold, init_triv);
+        for (int i = 0; i < 200; i++) http(t.port, INVOKE, "{\"action\":\"len\"}", &b);
+        http(t.port, "/_emulator/stats/reset", "", &b);
+        for (size_t i = 0; i < query_n; i++) http(t.port, INVOKE, payloads[i], &b);
+        ntriv = runtime_ms_list(t.port, triv_ms, query_n, NULL);
+        stop_server(&t);
+    }
+
+    /* emulator C: a trivial Python runtime */
     char example[PATH_MAX + 64];
     snprintf(example, sizeof example, "%s/deploy/local/example_runtime.py", source_dir);
     child c = start_emulator(example, log_c, NULL);
     for (int i = 0; i < 200; i++) http(c.port, INVOKE, "{\"action\":\"len\"}", &b);
     http(c.port, "/_emulator/stats/reset", "", &b);
     for (size_t i = 0; i < query_n; i++) http(c.port, INVOKE, "{\"action\":\"len\"}", &b);
-    stats = get_stats(c.port);
-    invs = cJSON_GetObjectItemCaseSensitive(stats, "invocations");
-    size_t nfloor = 0;
-    double *floor_ms = calloc((size_t)cJSON_GetArraySize(invs) + 1, sizeof *floor_ms);
-    for (const cJSON *e = invs ? invs->child : NULL; e; e = e->next)
-        floor_ms[nfloor++] = cJSON_GetObjectItemCaseSensitive(e, "runtime_ms")->valuedouble;
-    cJSON_Delete(stats);
+    double *floor_ms = calloc(query_n, sizeof *floor_ms);
+    size_t nfloor = runtime_ms_list(c.port, floor_ms, query_n, NULL);
     stop_server(&c);
 
-    double spawn_ms[64], libs_ms[64];
-    size_t nspawn = trivial_spawn(cold < 64 ? cold : 64, spawn_ms);
-    size_t nlibs = bootstrap_exec(cold < 64 ? cold : 64, libs_ms);
+    /* the C Runtime API: init and warm overhead without any emulator */
+    double sinit[MAX_COLD], sinit_triv[MAX_COLD];
+    size_t nsinit = stub_cold_starts(bootstrap, env_b, log_si, cold, sinit), nsinit_triv = 0;
+    if (trivial[0]) nsinit_triv = stub_cold_starts(trivial, NULL, log_si, cold, sinit_triv);
+    double *s_runtime = calloc(query_n, sizeof *s_runtime), *s_engine = calloc(query_n, sizeof *s_engine);
+    double *s_over = calloc(query_n, sizeof *s_over), *s_split = calloc(query_n, sizeof *s_split);
+    double *s_loop = calloc(query_n, sizeof *s_loop), *s_triv = calloc(query_n, sizeof *s_triv);
+    if (!triv_ms || !floor_ms || !s_runtime || !s_engine || !s_over || !s_split || !s_loop || !s_triv)
+        die("out of memory");
+    stub_warm(bootstrap, env_a, log_s, payloads, query_n, query_n, s_runtime, s_engine);
+    for (size_t i = 0; i < query_n; i++) s_over[i] = s_runtime[i] - s_engine[i];
+    size_t ns = log_split(log_s, NULL, query_n, query_n, s_runtime, s_split, s_loop);
+    if (trivial[0]) stub_warm(trivial, NULL, log_si, payloads, query_n, 200, s_triv, NULL);
+
+    double spawn_ms[MAX_COLD], libs_ms[MAX_COLD];
+    size_t nspawn = spawn_to_exit("/bin/true", cold, spawn_ms);
+    size_t nlibs = spawn_to_exit(bootstrap, cold, libs_ms);
     double popen_ms = trivial_popen(cold);
 
     /* report */
-    double init_med = pct(init_plain, nplain, 0.5), spawn_med = pct(spawn_ms, nspawn, 0.5);
+    char t1[32];
+    double la[3] = {NAN, NAN, NAN};
+    FILE *lav = fopen("/proc/loadavg", "r");
+    if (lav) {
+        if (fscanf(lav, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = NAN;
+        fclose(lav);
+    }
+    double init_med = pct(init_plain, nplain, 0.5), triv_init_med = pct(init_triv, ntriv_init, 0.5);
+    double sinit_med = pct(sinit, nsinit, 0.5), sinit_triv_med = pct(sinit_triv, nsinit_triv, 0.5);
     double ov50 = pct(overhead, k, 0.5), ov90 = pct(overhead, k, 0.9), ov99 = pct(overhead, k, 0.99);
     double en50 = pct(engine_ms, k, 0.5), rt50 = pct(runtime_ms, k, 0.5), fl50 = pct(floor_ms, nfloor, 0.5);
-    double e50 = pct(eng, query_n, 0.5), cl50 = pct(client_ms, k, 0.5);
+    double e50 = pct(eng, query_n, 0.5), cl50 = pct(client_ms, k, 0.5), tr50 = pct(triv_ms, ntriv, 0.5);
+    double so50 = pct(s_over, query_n, 0.5), so90 = pct(s_over, query_n, 0.9),
+           so99 = pct(s_over, query_n, 0.99);
     printf("bench_runtime: %s, %zu x %zu, euclidean f32, nlist %u, default nprobe %u; topK 10; kernels %s; "
-           "queries single-threaded, no BLAS\n",
-           data_name, base_n, dim, rep.nlist, nprobe, kt->name);
+           "queries single-threaded, no BLAS; load average %.2f %.2f %.2f\n",
+           data_name, base_n, dim, rep.nlist, nprobe, kt->name, la[0], la[1], la[2]);
+    printf("runtime: %s\n", bootstrap);
     printf("\n1. init duration (process start -> first GET /next), %d cold starts each, median [p90]\n",
            cold);
-    printf("   ours, no default index             %8.2f ms [%.2f]\n", init_med, pct(init_plain, nplain, 0.9));
-    printf("     of which main() -> ready (own log) %6.2f ms\n", pct(self_init, nself, 0.5));
-    printf("   ours, default index loaded at INIT  %8.2f ms [%.2f]\n", pct(init_idx, nidx, 0.5),
+    printf("   through the emulator (its init_ms):\n");
+    printf("     ours, no default index                       %8.2f ms [%.2f]\n", init_med,
+           pct(init_plain, nplain, 0.9));
+    printf("       of which main() -> ready (own log)         %8.2f ms\n", pct(self_init, nself, 0.5));
+    printf("     ours, default index loaded at INIT           %8.2f ms [%.2f]\n", pct(init_idx, nidx, 0.5),
            pct(init_idx, nidx, 0.9));
-    printf("   peer: /bin/true via subprocess.Popen (the emulator's spawn path) %6.2f ms\n", popen_ms);
-    printf("   peer: /bin/true via posix_spawn from C                          %6.2f ms\n", spawn_med);
-    printf("   ours: bootstrap exec + its shared libraries (exits at once in main), posix_spawn %6.2f ms\n",
-           pct(libs_ms, nlibs, 0.5));
-    printf("   ratio ours / Popen(/bin/true) = %.2f; ours - Popen(/bin/true) = %.2f ms\n",
-           init_med / popen_ms, init_med - popen_ms);
+    printf("     peer: trivial static C runtime               %8s", opt_str(triv_init_med, t1, sizeof t1));
+    printf("   ratio ours / peer %.2f; ours - peer %.2f ms\n", init_med / triv_init_med,
+           init_med - triv_init_med);
+    printf("   through the C Runtime API in this program (spawn -> first request read):\n");
+    printf("     ours, no default index                       %8.2f ms [%.2f]\n", sinit_med,
+           pct(sinit, nsinit, 0.9));
+    printf("     peer: trivial static C runtime               %8s", opt_str(sinit_triv_med, t1, sizeof t1));
+    printf("   ratio ours / peer %.2f; ours - peer %.2f ms\n", sinit_med / sinit_triv_med,
+           sinit_med - sinit_triv_med);
+    printf("   process start alone, posix_spawn -> exit, from C: /bin/true %.2f ms; ours exiting at once in "
+           "main() "
+           "(exec + shared libraries) %.2f ms\n",
+           pct(spawn_ms, nspawn, 0.5), pct(libs_ms, nlibs, 0.5));
+    printf("   /bin/true via subprocess.Popen (the emulator's spawn path)          %.2f ms\n", popen_ms);
     printf("\n2. warm QueryVectors, %zu invocations (direct, %zu B request, %zu B response on average)\n", k,
            req_bytes / (k ? k : 1), resp_bytes / (k ? k : 1));
-    printf("   emulator runtime_ms (handed on /next -> response in)  median %.3f ms\n", rt50);
-    printf("   engine time reported by the handler (msQuery)          median %.3f ms\n", en50);
-    printf("   overhead = runtime_ms - engine time                    median %.3f  p90 %.3f  p99 %.3f ms\n",
+    printf("   through the emulator:\n");
+    printf("     runtime_ms (event handed on /next -> response in)   median %.3f ms\n", rt50);
+    printf("     engine time reported by the handler (msQuery)       median %.3f ms\n", en50);
+    printf("     overhead = runtime_ms - engine time                 median %.3f  p90 %.3f  p99 %.3f ms\n",
            ov50, ov90, ov99);
-    printf("   peer: engine alone in-process, same queries, warm       median %.3f ms\n", e50);
-    printf("   peer: trivial Python runtime on the same emulator (runtime_ms, action len) median %.3f ms\n",
-           fl50);
-    printf("   ratio overhead / engine query time = %.2f; overhead / trivial-runtime floor = %.2f\n",
-           ov50 / e50, ov50 / fl50);
+    printf("       split (runtime's own clock, %zu matched): decode + validate + encode  median %.3f  p99 "
+           "%.3f ms; "
+           "/next + /response exchange (runtime_ms - handler_ms) median %.3f ms\n",
+           nh, pct(split, nh, 0.5), pct(split, nh, 0.99), pct(loop_ms, nh, 0.5));
+    printf("     peer: engine alone in-process, same queries, warm    median %.3f ms\n", e50);
+    printf("     peer: trivial C runtime's runtime_ms (zero work: the emulator's floor)  median %s\n",
+           ntriv ? (snprintf(t1, sizeof t1, "%.3f ms", tr50), t1) : "n/a");
     printf(
-        "   split (runtime's own clock, %zu matched): decode + validate + encode  median %.3f  p99 %.3f ms\n",
-        nh, pct(handler_ov, nh, 0.5), pct(handler_ov, nh, 0.99));
-    printf("     /next + /response exchange with the emulator (runtime_ms - handler_ms)  median %.3f ms\n",
-           pct(loop_ms, nh, 0.5));
-    printf("   client round trip through the emulator's Invoke API    median %.3f ms\n", cl50);
+        "     peer: trivial Python runtime's runtime_ms (example_runtime.py, action len)  median %.3f ms\n",
+        fl50);
+    printf("     ratio overhead / engine query time = %.2f; overhead - trivial C runtime's runtime_ms = %.3f "
+           "ms\n",
+           ov50 / e50, ov50 - tr50);
+    printf("     client round trip through the emulator's Invoke API  median %.3f ms\n", cl50);
+    printf("   through the C Runtime API in this program (no emulator):\n");
+    printf("     runtime_ms                                           median %.3f ms\n",
+           pct(s_runtime, query_n, 0.5));
+    printf("     engine time reported by the handler                  median %.3f ms\n",
+           pct(s_engine, query_n, 0.5));
+    printf("     overhead = runtime_ms - engine time                 median %.3f  p90 %.3f  p99 %.3f ms\n",
+           so50, so90, so99);
+    printf("       split (%zu matched): decode + validate + encode median %.3f ms; exchange median %.3f ms\n",
+           ns, pct(s_split, ns, 0.5), pct(s_loop, ns, 0.5));
+    printf("     peer: trivial C runtime's runtime_ms, same stub       median %s\n",
+           trivial[0] ? (snprintf(t1, sizeof t1, "%.3f ms", pct(s_triv, query_n, 0.5)), t1) : "n/a");
+    printf("     ratio overhead / engine query time = %.2f\n", so50 / e50);
 
     for (size_t i = 0; i < query_n; i++) free(payloads[i]);
     free(payloads);
@@ -632,15 +1077,19 @@ int main(int argc, char **argv)
     free(client_ms);
     free(runtime_ms);
     free(overhead);
-    free(handler_ov);
+    free(split);
     free(loop_ms);
     free(rids);
+    free(triv_ms);
     free(floor_ms);
+    free(s_runtime);
+    free(s_engine);
+    free(s_over);
+    free(s_split);
+    free(s_loop);
+    free(s_triv);
     free(base_vecs);
     free(query_vecs);
     curl_easy_cleanup(curl);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "bench_runtime: could not remove %s\n", tmpdir);
     return 0;
 }

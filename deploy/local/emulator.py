@@ -21,15 +21,23 @@ timings (queue wait, init, time from handing the event on /next to receiving the
 counts and the child's memory, for tests and benchmarks. ``POST /_emulator/stats/reset`` clears the
 invocation list.
 
-Threading: one HTTP thread per connection; one worker thread per sandbox; each bootstrap has reader
-threads for stdout/stderr and a waiter thread. All sandbox state is guarded by the sandbox's Condition.
+Threading: one HTTP thread (localhttp.LoopServer, a selector loop) serves every port, Invoke API and
+Runtime API alike, with no thread per connection or request; a GET /next that has to wait is parked, not
+blocked on a thread, and the sandbox's worker answers it straight from its own thread when it hands out
+the invocation (no extra wake-up on the way). One worker thread per sandbox; each bootstrap has reader
+threads for stdout/stderr and a waiter thread. All sandbox state is guarded by the sandbox's Condition;
+the HTTP thread only takes it briefly (it never waits on it).
+
+Spawning: the bootstrap is started with subprocess.Popen without a preexec_fn, so CPython uses vfork
++ exec (about 1 ms) instead of fork (about 6 ms for this process), which the init duration includes.
+Without PR_SET_PDEATHSIG the kernel does not kill the bootstrap if the emulator is SIGKILLed; on every
+other exit the emulator kills its process group, and a runtime that loses its Runtime API exits.
 """
 
 import argparse
 import base64
 import binascii
 import collections
-import ctypes
 import datetime
 import json
 import math
@@ -47,7 +55,7 @@ import uuid
 from urllib.parse import unquote, urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from localhttp import BodyError, BodyTooLarge, BoundedHandler, LocalServer  # noqa: E402
+from localhttp import LoopServer  # noqa: E402
 
 RUNTIME_PREFIX = "/2018-06-01/runtime/"
 INVOKE_PREFIX = "/2015-03-31/functions/"
@@ -57,6 +65,7 @@ MAX_SYNC_PAYLOAD = 6 * 1024 * 1024  # Invoke, RequestResponse
 MAX_ASYNC_PAYLOAD = 1024 * 1024  # Invoke, Event
 MAX_CLIENT_CONTEXT = 3583  # bytes of base64 in X-Amz-Client-Context
 MAX_LOG_LINE = 256 * 1024  # longer child output lines are split
+MAX_SMALL_BODY = 64 * 1024  # bodies of requests that expect none (GET /next, stats) are read and dropped
 LOG_TAIL_SIZE = 4096  # X-Amz-Log-Result carries the last 4 KB
 INIT_ERROR_GRACE_MS = 500.0  # after /init/error the runtime should exit; it is killed after this
 STATS_KEEP = 10000  # invocations remembered by /_emulator/stats
@@ -64,19 +73,6 @@ DEFAULT_ACCOUNT = "123456789012"
 LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 PASS_THROUGH = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CA_BUNDLE")
 PASS_THROUGH_PREFIXES = ("AWS_ENDPOINT_URL",)
-
-_LIBC = None
-try:
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-except OSError:
-    pass
-
-
-def _die_with_parent():
-    """preexec_fn: SIGKILL the bootstrap if the emulator thread that spawned it dies."""
-    if _LIBC is not None:
-        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
 
 def _now_ms():
     return time.perf_counter() * 1000.0
@@ -152,6 +148,14 @@ class Invocation:
         self.error_type = None
         self.max_memory_kb = None
         self.finished = threading.Event()
+        self.reply = None  # called once with the invocation when it completes (RequestResponse callers)
+
+    def complete(self):
+        """Release the caller: set ``finished`` and run the reply callback, once."""
+        reply, self.reply = self.reply, None
+        self.finished.set()
+        if reply is not None:
+            reply(self)
 
     def add_log(self, text):
         if self.log is not None:
@@ -184,6 +188,7 @@ class Sandbox:
         self.exit_reason = None
         self.pending = None
         self.current = None
+        self.parked = collections.deque()  # (Request, gen): GET /next waiting for an invocation
         self.cold = False
         self.starts = 0
         self.exits = 0
@@ -210,8 +215,7 @@ class Sandbox:
         t0 = _now_ms()
         try:
             proc = subprocess.Popen(argv, cwd=emu.task_root, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         except OSError as e:
             self.state = "stopped"
             self.exit_reason = f"fork/exec {emu.bootstrap}: {e.strerror or e}"
@@ -238,6 +242,7 @@ class Sandbox:
         proc = self.proc
         self.state = "stopped"
         self.exit_reason = reason
+        self._drop_parked_locked()
         if proc is None:
             return
         rss, hwm = _read_proc_status(proc.pid)
@@ -323,6 +328,7 @@ class Sandbox:
             self.state = "stopped"
             self.exit_reason = reason
             self.exits += 1
+            self._drop_parked_locked()
             inv = self.current or self.pending
             self.current = self.pending = None
             if inv is not None and not inv.done:
@@ -332,16 +338,16 @@ class Sandbox:
             self.cond.notify_all()
         self.emu.log(f"[emulator] {self.label}: runtime process {proc.pid} exited ({reason})")
 
-    def _finish_locked(self, inv, status, body, error_type=None, notify=True):
+    def _finish_locked(self, inv, status, body, error_type=None, notify=True, t_ms=None):
         """Set the invocation's result once. notify=False lets a Runtime API handler answer the
         runtime before the worker wakes (the caller then notifies); the deadline check still sees
-        ``done``."""
+        ``done``. ``t_ms``: when the result arrived (perf_counter ms; default now)."""
         inv.done = True
         inv.status = status
         inv.body = body
         inv.function_error = status != "ok"
         inv.error_type = error_type
-        inv.t_responded = _now_ms()
+        inv.t_responded = _now_ms() if t_ms is None else t_ms
         inv.epoch_responded = time.time()
         if notify:
             self.cond.notify_all()
@@ -454,6 +460,7 @@ class Sandbox:
             self.log_inv = inv
             self.pending = inv
             self.cond.notify_all()
+            self._offer_locked()
             self._wait_locked(lambda: inv.done, inv.deadline)
             if not inv.done:
                 if emu.stopping:
@@ -503,88 +510,94 @@ class Sandbox:
                 inv.add_log(line)
         self.log_inv = None
         self.emu.record(inv, t_end)
-        inv.finished.set()
+        inv.complete()
         for line in lines:
             self.emu.log(line)
 
-    # ----- Runtime API handlers (called on HTTP threads) -----
+    # ----- Runtime API handlers (called on the HTTP loop thread; they never wait) -----
 
-    def api_next(self, h):
+    def api_next(self, req):
         t_arrive = _now_ms()
         with self.cond:
             if self.state == "stopped":
-                h.close_connection = True
-                h.send_json(500, {"errorMessage": "runtime is being reset", "errorType": "InternalServerError"})
+                req.respond_json(500, {"errorMessage": "runtime is being reset", "errorType": "InternalServerError"},
+                                 close=True)
                 return
             if self.current is not None:
-                h.send_json(403, _transition_error("Invoke", "Ready"))
+                req.respond_json(403, _transition_error("Invoke", "Ready"))
                 return
-            gen = self.gen
             if self.state == "init":
                 self.state = "ready"
                 self.init_ms = t_arrive - self.t_spawn
                 self.cond.notify_all()
-            while self.pending is None:
-                if self.gen != gen or self.state == "stopped" or self.emu.stopping:
-                    h.close_connection = True
-                    return
-                self.cond.wait(0.25)
-                if self.pending is None and h.peer_closed():
-                    h.close_connection = True
-                    return
-            if h.peer_closed():
-                # A request left behind by a process that has died; do not hand it the event.
-                h.close_connection = True
+            if self.emu.stopping:
+                req.abort()
                 return
+            req.drop_on_eof = True  # a runtime that goes away while waiting frees the request at once
+            self.parked.append((req, self.gen))
+            self._offer_locked()
+
+    def _offer_locked(self):
+        """Hand the pending invocation to a waiting GET /next of the current process, if any. Runs on
+        whichever thread makes the match (the worker, or the HTTP thread for a /next that arrives
+        after the invocation) and writes the answer straight to the runtime's socket."""
+        while self.pending is not None and self.parked:
+            req, gen = self.parked.popleft()
+            if gen != self.gen or req.peer_gone:
+                req.abort()  # left behind by a process that has died or been replaced
+                continue
             inv = self.pending
             self.pending = None
             self.current = inv
-            inv.t_handed = _now_ms()
+            headers = [("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+                       ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_epoch_ms)),
+                       ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
+                       ("Lambda-Runtime-Trace-Id", inv.trace_id),
+                       ("Lambda-Runtime-Invocation-Id", inv.invocation_id)]
+            if inv.client_context is not None:
+                headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
+            if inv.cognito_identity is not None:
+                headers.append(("Lambda-Runtime-Cognito-Identity", inv.cognito_identity))
+            if inv.tenant_id is not None:
+                headers.append(("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id))
+            ok = req.respond(200, inv.payload, headers, "application/json")
+            # Handed: when the first byte of the answer was written (the runtime's time starts there).
+            inv.t_handed = req.t_sent * 1000.0
             inv.epoch_handed = time.time()
-        headers = [("Lambda-Runtime-Aws-Request-Id", inv.request_id),
-                   ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_epoch_ms)),
-                   ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
-                   ("Lambda-Runtime-Trace-Id", inv.trace_id),
-                   ("Lambda-Runtime-Invocation-Id", inv.invocation_id)]
-        if inv.client_context is not None:
-            headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
-        if inv.cognito_identity is not None:
-            headers.append(("Lambda-Runtime-Cognito-Identity", inv.cognito_identity))
-        if inv.tenant_id is not None:
-            headers.append(("Lambda-Runtime-Aws-Tenant-Id", inv.tenant_id))
-        try:
-            h.send_bytes(200, inv.payload, headers, "application/json")
-        except OSError as e:
-            self.emu.log(f"[emulator] {self.label}: could not hand {inv.request_id} to the runtime: {e}")
+            if not ok:
+                self.emu.log(f"[emulator] {self.label}: could not hand {inv.request_id} to the runtime "
+                             f"(connection closed)")
 
-    def _check_current_locked(self, h, request_id, transition):
+    def _drop_parked_locked(self):
+        while self.parked:
+            req, _ = self.parked.popleft()
+            req.abort()
+
+    def _check_current_locked(self, req, request_id, transition):
         """Validate a response/error post; send the error reply and return None when invalid."""
         inv = self.current
         if inv is None or self.state != "ready":
             state = "Init" if self.state == "init" else "Ready"
-            h.send_json(403, _transition_error(state, transition))
+            req.respond_json(403, _transition_error(state, transition))
             return None
         if request_id != inv.request_id:
-            h.send_json(400, {"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"})
+            req.respond_json(400, {"errorMessage": "Invalid request ID", "errorType": "InvalidRequestID"})
             return None
-        echoed = h.headers.get("Lambda-Runtime-Invocation-Id")
+        echoed = req.headers.get("Lambda-Runtime-Invocation-Id")
         if echoed is not None and echoed != inv.invocation_id:
-            h.send_json(410, {"errorMessage": "Invocation ID does not match the current invocation",
-                              "errorType": "ErrorRuntimeInvokeTimeout"})
+            req.respond_json(410, {"errorMessage": "Invocation ID does not match the current invocation",
+                                   "errorType": "ErrorRuntimeInvokeTimeout"})
             return None
         return inv
 
-    def api_post(self, h, request_id, is_error):
-        too_large = None
-        try:
-            body = h.read_body(MAX_RESPONSE_SIZE)
-        except BodyTooLarge as e:
-            body, too_large = None, e
-        except BodyError as e:
-            h.send_json(400, {"errorMessage": str(e), "errorType": "InvalidRequest"})
+    def api_post(self, req, request_id, is_error):
+        if req.body_error is not None:
+            req.respond_json(400, {"errorMessage": str(req.body_error), "errorType": "InvalidRequest"})
             return
+        body, too_large = req.body, req.too_large
+        t_in = req.t_received * 1000.0  # the read that completed the post returned (before parsing)
         with self.cond:
-            inv = self._check_current_locked(h, request_id, "InvocationErrorResponse" if is_error
+            inv = self._check_current_locked(req, request_id, "InvocationErrorResponse" if is_error
                                              else "InvocationResponse")
             if inv is None:
                 return
@@ -594,39 +607,32 @@ class Sandbox:
                 self._finish_locked(inv, "oversize", _error_json(
                     "Function.ResponseSizeTooLarge",
                     f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
-                    f"({MAX_RESPONSE_SIZE} bytes)."), "Function.ResponseSizeTooLarge", notify=False)
-            elif is_error:
-                error_type = h.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
-                if not body:
-                    body = _error_json(error_type, "Unknown application error occurred")
-                self._finish_locked(inv, "error", body, error_type, notify=False)
+                    f"({MAX_RESPONSE_SIZE} bytes)."), "Function.ResponseSizeTooLarge", notify=False, t_ms=t_in)
+                req.respond_json(413, {"errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_SIZE} "
+                                                       f"bytes).", "errorType": "RequestEntityTooLarge"})
             else:
-                self._finish_locked(inv, "ok", body, notify=False)
-        # Answer the runtime first: it goes back to /next while the worker does the bookkeeping.
-        try:
-            if too_large is not None:
-                h.send_json(413, {"errorMessage": f"Exceeded maximum allowed payload size ({MAX_RESPONSE_SIZE} bytes).",
-                                  "errorType": "RequestEntityTooLarge"})
-            else:
-                h.send_json(202, {"status": "OK"})
-        finally:
-            with self.cond:
-                self.cond.notify_all()
+                if is_error:
+                    error_type = req.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
+                    if not body:
+                        body = _error_json(error_type, "Unknown application error occurred")
+                    self._finish_locked(inv, "error", body, error_type, notify=False, t_ms=t_in)
+                else:
+                    self._finish_locked(inv, "ok", body, notify=False, t_ms=t_in)
+                req.respond_json(202, {"status": "OK"})
+            # Answered the runtime first: it goes back to /next while the worker does the bookkeeping.
+            self.cond.notify_all()
 
-    def api_init_error(self, h):
-        try:
-            body = h.read_body(MAX_RESPONSE_SIZE)
-        except (BodyTooLarge, BodyError):
-            body = b""
+    def api_init_error(self, req):
+        body = req.body or b""
         with self.cond:
             if self.state != "init":
-                h.send_json(403, _transition_error("Ready", "InitError"))
+                req.respond_json(403, _transition_error("Ready", "InitError"))
                 return
-            error_type = h.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
+            error_type = req.headers.get("Lambda-Runtime-Function-Error-Type") or "Runtime.Unknown"
             if not body:
                 body = _error_json(error_type, "Unknown application error occurred")
             self.init_error = (error_type, body)
-        h.send_json(202, {"status": "OK"})
+            req.respond_json(202, {"status": "OK"})
         self.emu.log(f"[emulator] {self.label}: runtime reported an init error ({error_type})")
 
     def snapshot(self):
@@ -648,11 +654,11 @@ def _transition_error(src, dst):
             "errorType": "InvalidStateTransition"}
 
 
-def _lambda_error(h, status, error_type, message, extra=None):
+def _lambda_error(req, status, error_type, message, extra=None, close=False):
     body = {"Type": "User", "message": message}
     if extra:
         body.update(extra)
-    h.send_json(status, body, [("x-amzn-ErrorType", error_type)])
+    req.respond_json(status, body, [("x-amzn-ErrorType", error_type)], close=close)
 
 
 class Emulator:
@@ -689,7 +695,7 @@ class Emulator:
         self._stats = collections.deque(maxlen=STATS_KEEP)
         self._counts = collections.Counter()
         self.sandboxes = [Sandbox(self, i) for i in range(self.concurrency)]
-        self.servers = []
+        self.server = None
         self.port = args.port
 
     # ----- environment of the bootstrap -----
@@ -781,41 +787,47 @@ class Emulator:
         base, sep, _ = name.rpartition(":")
         return bool(sep) and base in known
 
-    def invoke(self, h, name, query):
+    def invoke_route(self, req):
+        """Checks an invoke request's head; returns (body limit, handler) or None when answered."""
+        name = req.path[len(INVOKE_PREFIX):-len("/invocations")]
         if not self._function_matches(name):
-            h.close_connection = True  # the body is not read; do not reuse the connection
-            _lambda_error(h, 404, "ResourceNotFoundException",
-                          f"Function not found: arn:aws:lambda:{self.region}:{self.account}:function:{unquote(name)}")
-            return
-        kind = h.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+            # the body is not read: the connection is not reused
+            _lambda_error(req, 404, "ResourceNotFoundException",
+                          f"Function not found: arn:aws:lambda:{self.region}:{self.account}:function:{unquote(name)}",
+                          close=True)
+            return None
+        kind = req.headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind not in ("RequestResponse", "Event", "DryRun"):
-            h.close_connection = True
-            _lambda_error(h, 400, "InvalidParameterValueException", f"Unsupported invocation type: {kind}")
-            return
+            _lambda_error(req, 400, "InvalidParameterValueException", f"Unsupported invocation type: {kind}",
+                          close=True)
+            return None
         limit = MAX_ASYNC_PAYLOAD if kind == "Event" else MAX_SYNC_PAYLOAD
-        try:
-            payload = h.read_body(limit)
-        except BodyTooLarge:
-            _lambda_error(h, 413, "RequestEntityTooLargeException",
+        return limit, lambda r: self.invoke(r, kind, limit)
+
+    def invoke(self, req, kind, limit):
+        if req.too_large is not None:
+            _lambda_error(req, 413, "RequestEntityTooLargeException",
                           f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
             return
-        except BodyError as e:
-            _lambda_error(h, 400, "InvalidRequestContentException", str(e))
+        if req.body_error is not None:
+            _lambda_error(req, 400, "InvalidRequestContentException", str(req.body_error))
             return
+        payload = req.body
         if not payload.strip():
             payload = b"{}"
         else:
             try:
                 json.loads(payload)
             except (ValueError, UnicodeDecodeError) as e:
-                _lambda_error(h, 400, "InvalidRequestContentException",
+                _lambda_error(req, 400, "InvalidRequestContentException",
                               f"Could not parse request body into json: Could not parse payload into json: {e}")
                 return
         if kind == "DryRun":
-            h.send_bytes(204, b"", [("X-Amzn-Requestid", str(uuid.uuid4()))])
+            req.respond(204, b"", [("X-Amzn-Requestid", str(uuid.uuid4()))])
             return
+        h = req.headers
         client_context = None
-        raw_cc = h.headers.get("X-Amz-Client-Context")
+        raw_cc = h.get("X-Amz-Client-Context")
         if raw_cc:
             try:
                 if len(raw_cc) > MAX_CLIENT_CONTEXT:
@@ -823,109 +835,97 @@ class Emulator:
                 client_context = base64.b64decode(raw_cc, validate=True).decode()
                 json.loads(client_context)
             except (ValueError, binascii.Error, UnicodeDecodeError):
-                _lambda_error(h, 400, "InvalidRequestContentException",
+                _lambda_error(req, 400, "InvalidRequestContentException",
                               "Client context must be a valid Base64-encoded JSON object.")
                 return
+        query = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in req.query.split("&") if pair)
         qualifier = unquote(query.get("Qualifier", "")) or None
         arn = self.function_arn + (f":{qualifier}" if qualifier else "")
-        inv = Invocation(payload, arn, h.headers.get("X-Amzn-Trace-Id") or _trace_id(), client_context,
-                         h.headers.get("X-Emulator-Cognito-Identity"), h.headers.get("X-Amz-Tenant-Id"),
-                         h.headers.get("X-Amz-Log-Type") == "Tail", kind)
+        inv = Invocation(payload, arn, h.get("X-Amzn-Trace-Id") or _trace_id(), client_context,
+                         h.get("X-Emulator-Cognito-Identity"), h.get("X-Amz-Tenant-Id"),
+                         h.get("X-Amz-Log-Type") == "Tail", kind)
         if self.stopping:
-            _lambda_error(h, 503, "ServiceException", "the emulator is shutting down")
+            _lambda_error(req, 503, "ServiceException", "the emulator is shutting down")
             return
+        if kind != "Event":
+            inv.reply = lambda done: self._send_result(req, done)  # runs on the worker that completes it
         try:
             self.queue.put_nowait(inv)
         except queue.Full:
-            _lambda_error(h, 429, "TooManyRequestsException", "Rate Exceeded.",
+            inv.reply = None
+            _lambda_error(req, 429, "TooManyRequestsException", "Rate Exceeded.",
                           {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"})
             return
         if kind == "Event":
-            h.send_bytes(202, b"", [("X-Amzn-Requestid", inv.request_id)])
-            return
-        inv.finished.wait()
+            req.respond(202, b"", [("X-Amzn-Requestid", inv.request_id)])
+
+    @staticmethod
+    def _send_result(req, inv):
         if inv.status == "shutdown":
-            _lambda_error(h, 503, "ServiceException", "the emulator is shutting down")
+            _lambda_error(req, 503, "ServiceException", "the emulator is shutting down")
             return
         headers = [("X-Amzn-Requestid", inv.request_id), ("X-Amz-Executed-Version", "$LATEST")]
         if inv.function_error:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         if inv.log is not None:
             headers.append(("X-Amz-Log-Result", base64.b64encode(bytes(inv.log[-LOG_TAIL_SIZE:])).decode()))
-        h.send_bytes(200, inv.body, headers, "application/json")
+        req.respond(200, inv.body, headers, "application/json")
 
-    # ----- servers -----
+    # ----- HTTP routing (on the loop thread) -----
 
-    def _handler_class(self, sandbox):
-        emu = self
+    def route(self, req):
+        """LoopServer route: every port serves the Invoke API, the stats and its sandbox's Runtime API."""
+        path, method = req.path, req.method
+        if path.startswith(RUNTIME_PREFIX):
+            return MAX_RESPONSE_SIZE, self._runtime
+        if path.startswith(INVOKE_PREFIX) and path.endswith("/invocations") and method == "POST":
+            return self.invoke_route(req)
+        if method not in ("GET", "POST", "PUT", "DELETE"):
+            req.respond_json(501, {"errorMessage": f"Unsupported method {method}", "errorType": "NotImplemented"},
+                             close=True)
+            return None
+        return MAX_SMALL_BODY, self._service
 
-        class Handler(BoundedHandler):
-            def do_GET(self):
-                self._route()
+    def _service(self, req):
+        path, method = req.path, req.method
+        if path == "/_emulator/stats" and method == "GET":
+            req.respond_json(200, self.stats())
+        elif path == "/_emulator/stats/reset" and method == "POST":
+            self.reset_stats()
+            req.respond_json(200, {"status": "OK"})
+        elif path == "/_emulator/health" and method == "GET":
+            req.respond_json(200, {"status": "OK"})
+        else:
+            self._not_found(req)
 
-            def do_POST(self):
-                self._route()
+    @staticmethod
+    def _not_found(req):
+        req.respond_json(404, {"errorMessage": f"Unknown path {req.method} {req.target}", "errorType": "NotFound"},
+                         close=True)
 
-            def do_PUT(self):
-                self._route()
-
-            def do_DELETE(self):
-                self._route()
-
-            def _route(self):
-                parts = urlsplit(self.path)
-                path = parts.path
-                query = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in parts.query.split("&")
-                             if pair)
-                try:
-                    if path.startswith(RUNTIME_PREFIX):
-                        self._runtime(path[len(RUNTIME_PREFIX):])
-                    elif path.startswith(INVOKE_PREFIX) and path.endswith("/invocations") and self.command == "POST":
-                        emu.invoke(self, path[len(INVOKE_PREFIX):-len("/invocations")], query)
-                    elif path == "/_emulator/stats" and self.command == "GET":
-                        self.send_json(200, emu.stats())
-                    elif path == "/_emulator/stats/reset" and self.command == "POST":
-                        emu.reset_stats()
-                        self.send_json(200, {"status": "OK"})
-                    elif path == "/_emulator/health" and self.command == "GET":
-                        self.send_json(200, {"status": "OK"})
-                    else:
-                        self._not_found()
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-            def _not_found(self):
-                self.close_connection = True
-                self.send_json(404, {"errorMessage": f"Unknown path {self.command} {self.path}",
-                                     "errorType": "NotFound"})
-
-            def _runtime(self, rest):
-                if rest == "invocation/next" and self.command == "GET":
-                    sandbox.api_next(self)
-                elif rest == "init/error" and self.command == "POST":
-                    sandbox.api_init_error(self)
-                elif rest.startswith("invocation/") and self.command == "POST":
-                    request_id, _, action = rest[len("invocation/"):].rpartition("/")
-                    if action in ("response", "error") and request_id and "/" not in request_id:
-                        sandbox.api_post(self, unquote(request_id), action == "error")
-                    else:
-                        self._not_found()
-                else:
-                    self._not_found()
-
-        return Handler
+    def _runtime(self, req):
+        sandbox = req.context
+        rest, method = req.path[len(RUNTIME_PREFIX):], req.method
+        if rest == "invocation/next" and method == "GET":
+            sandbox.api_next(req)
+        elif rest == "init/error" and method == "POST":
+            sandbox.api_init_error(req)
+        elif rest.startswith("invocation/") and method == "POST":
+            request_id, _, action = rest[len("invocation/"):].rpartition("/")
+            if action in ("response", "error") and request_id and "/" not in request_id:
+                sandbox.api_post(req, unquote(request_id), action == "error")
+            else:
+                self._not_found(req)
+        else:
+            self._not_found(req)
 
     def start(self):
-        main = LocalServer(self.port, self._handler_class(self.sandboxes[0]))
-        self.servers.append(main)
-        self.port = main.port
-        self.sandboxes[0].runtime_api = f"127.0.0.1:{main.port}"
+        self.server = LoopServer("emulator-http")
+        self.port = self.server.listen(self.port, self.route, self.sandboxes[0])
+        self.sandboxes[0].runtime_api = f"127.0.0.1:{self.port}"
         for sandbox in self.sandboxes[1:]:
-            server = LocalServer(0, self._handler_class(sandbox))
-            self.servers.append(server)
-            sandbox.runtime_api = f"127.0.0.1:{server.port}"
-        for server in self.servers:
-            server.start()
+            sandbox.runtime_api = f"127.0.0.1:{self.server.listen(0, self.route, sandbox)}"
+        self.server.start()
         for sandbox in self.sandboxes:
             sandbox.worker.start()
         self.log(f"[emulator] function {self.function_name}: bootstrap {self.bootstrap}, timeout {self.timeout:g} s, "
@@ -941,7 +941,7 @@ class Emulator:
                 break
             if inv is not None:
                 inv.status = "shutdown"
-                inv.finished.set()
+                inv.complete()
         for sandbox in self.sandboxes:
             with sandbox.cond:
                 for inv in (sandbox.pending, sandbox.current):
@@ -951,8 +951,11 @@ class Emulator:
                 sandbox._kill_locked("shutdown", graceful=True)
         for _ in self.sandboxes:
             self.queue.put(None)
-        for server in self.servers:
-            server.stop()
+        for sandbox in self.sandboxes:  # they complete what they were serving (callers get 503), then exit
+            if sandbox.worker.is_alive():
+                sandbox.worker.join(2)
+        if self.server is not None:
+            self.server.stop()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
