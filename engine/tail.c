@@ -15,6 +15,7 @@
 #define FIT_MAX_ROWS 65536 /* no refit once a grid was fitted on this many rows */
 #define FIT_SAMPLE   4096  /* rows sampled for the grid's ranges */
 #define BLOCK        256   /* rows per int8 kernel call */
+#define GRID_SPAN    1.75f /* the grid spans the sample's range this many times (see fit_grid) */
 #define COMPACT_DEAD 4096  /* dead rows before the row arrays are rebuilt (and dead > live) */
 
 typedef struct tbuf {
@@ -58,6 +59,10 @@ struct ivf_tail {
     size_t tab_cap, tab_len;
     trow *rows;
     int8_t *codes;
+    /* what the scan touches per row, apart from the codes: kept dense */
+    uint8_t *live_v; /* 1 while the row is its key's latest record */
+    float *errs;     /* rows[i].err */
+    float *blkmax;   /* per BLOCK rows: at least the largest err of its live rows */
     uint32_t nrows, cap_rows, dead;
     int have_grid;
     uint64_t grid_rows;
@@ -103,6 +108,9 @@ void ivf_tail_free(ivf_tail *t)
     free(t->tab);
     free(t->rows);
     free(t->codes);
+    free(t->live_v);
+    free(t->errs);
+    free(t->blkmax);
     free(t->off);
     free(t->qn);
     free(t->cq);
@@ -115,7 +123,8 @@ uint64_t ivf_tail_next(const ivf_tail *t) { return t->next; }
 
 static size_t memory(const ivf_tail *t)
 {
-    return t->buf_bytes + (size_t)t->cap_rows * (sizeof(trow) + t->dim) + t->tab_cap * sizeof(tkey) +
+    return t->buf_bytes + (size_t)t->cap_rows * (sizeof(trow) + t->dim + 1 + sizeof(float)) +
+           ((size_t)t->cap_rows / BLOCK + 1) * sizeof(float) + t->tab_cap * sizeof(tkey) +
            t->cap_bufs * sizeof(tbuf);
 }
 
@@ -193,7 +202,13 @@ static s3v_status grow_rows(ivf_tail *t, uint32_t need)
     if (r) t->rows = r;
     int8_t *c = realloc(t->codes, (size_t)cap * t->dim);
     if (c) t->codes = c;
-    if (!r || !c) return s3v_errorf(S3V_ERR_NOMEM, "out of memory growing the tail");
+    uint8_t *lv = realloc(t->live_v, cap);
+    if (lv) t->live_v = lv;
+    float *e = realloc(t->errs, (size_t)cap * sizeof *e);
+    if (e) t->errs = e;
+    float *bm = realloc(t->blkmax, ((size_t)cap / BLOCK + 1) * sizeof *bm);
+    if (bm) t->blkmax = bm;
+    if (!r || !c || !lv || !e || !bm) return s3v_errorf(S3V_ERR_NOMEM, "out of memory growing the tail");
     t->cap_rows = cap;
     return S3V_OK;
 }
@@ -228,51 +243,55 @@ static void encode_row(ivf_tail *t, uint32_t i)
         memset(c, 0, t->dim);
     double e = code_error(t, t->xbuf, c);
     r->err = nextafterf((float)(e * (1 + 1e-6)), INFINITY);
+    t->errs[i] = r->err;
+    if (r->err > t->blkmax[i / BLOCK]) t->blkmax[i / BLOCK] = r->err;
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Fits the grid to (a sample of) the live rows: per dimension the 0.5 and 99.5 percentiles (values
- * beyond are clamped to the end codes; the stored error keeps the bound exact), then re-encodes every
- * live row. */
+/* Fits the grid to (a sample of) the live rows, then re-encodes every live row. One scale for every
+ * dimension (so the int8 kernel's sum is the distance on the grid), set by the widest dimension; each
+ * dimension's range is its sample range widened GRID_SPAN times around its centre, so that few later values
+ * are clamped: a clamped value makes its vector's error, and so its bound, large. Measured on GloVe-100
+ * (100K vectors, 200 queries, the true 10th-neighbour distance as the bound): 0.5/99.5 percentiles leave
+ * 57 % of the vectors to score exactly, the sample's min/max 3.9 %, min/max x 1.5 0.016 %, x 1.75 0.004 %,
+ * x 3 0.008 % (the rounding error grows with the scale). The error stored per vector keeps the bound exact
+ * whatever the grid. */
 static s3v_status fit_grid(ivf_tail *t)
 {
     uint32_t *ids = malloc((size_t)(t->live < FIT_SAMPLE ? t->live : FIT_SAMPLE) * sizeof *ids + 4);
-    float *col = NULL, *pts = NULL, *lo = NULL, *hi = NULL;
+    float *pts = NULL, *lo = NULL, *hi = NULL;
     s3v_status st = S3V_OK;
     if (!ids) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
     size_t m = 0;
     uint64_t stride = t->live / FIT_SAMPLE + 1, seen = 0;
     for (uint32_t i = 0; i < t->nrows && m < FIT_SAMPLE; i++)
         if (t->rows[i].alive && seen++ % stride == 0) ids[m++] = i;
-    col = malloc((m ? m : 1) * sizeof *col);
     pts = malloc((m ? m : 1) * (size_t)t->dim * sizeof *pts);
     lo = malloc(t->dim * sizeof *lo);
     hi = malloc(t->dim * sizeof *hi);
-    if (!col || !pts || !lo || !hi) {
+    if (!pts || !lo || !hi) {
         st = s3v_errorf(S3V_ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (size_t r = 0; r < m; r++) row_point(t, &t->rows[ids[r]], pts + r * t->dim);
-    size_t cut = m / 200;
     for (uint32_t j = 0; j < t->dim; j++) {
-        for (size_t r = 0; r < m; r++) col[r] = pts[r * t->dim + j];
-        qsort(col, m, sizeof *col, cmp_float);
-        lo[j] = col[cut];
-        hi[j] = col[m - 1 - cut];
+        float a = INFINITY, b = -INFINITY;
+        for (size_t r = 0; r < m; r++) {
+            float v = pts[r * t->dim + j];
+            if (v < a) a = v;
+            if (v > b) b = v;
+        }
+        float c = (a + b) * 0.5f, h = (b - a) * 0.5f * GRID_SPAN;
+        lo[j] = c - h;
+        hi[j] = c + h;
     }
     quant_i8_fit(t->dim, lo, hi, t->off, &t->scale);
     t->have_grid = 1;
     t->grid_rows = t->live;
+    for (uint32_t i = 0; i < t->nrows; i += BLOCK) t->blkmax[i / BLOCK] = 0;
     for (uint32_t i = 0; i < t->nrows; i++)
         if (t->rows[i].alive) encode_row(t, i);
 fail:
     free(ids);
-    free(col);
     free(pts);
     free(lo);
     free(hi);
@@ -295,7 +314,13 @@ static void compact_rows(ivf_tail *t)
             t->rows[w] = t->rows[i];
             memcpy(t->codes + (size_t)w * t->dim, t->codes + (size_t)i * t->dim, t->dim);
         }
+        t->live_v[w] = 1;
+        t->errs[w] = t->rows[w].err;
         w++;
+    }
+    for (uint32_t i = 0; i < w; i++) {
+        if (i % BLOCK == 0) t->blkmax[i / BLOCK] = 0;
+        if (t->errs[i] > t->blkmax[i / BLOCK]) t->blkmax[i / BLOCK] = t->errs[i];
     }
     for (size_t i = 0; i < t->tab_cap; i++)
         if (t->tab[i].key && t->tab[i].row != NO_ROW) t->tab[i].row = map[t->tab[i].row];
@@ -315,7 +340,7 @@ s3v_status ivf_tail_apply(ivf_tail *t, uint8_t *bytes, const wal_object *o)
                           (unsigned long long)o->seq, (unsigned long long)t->next);
     }
     size_t size = WAL_HEADER_SIZE + o->body_size;
-    size_t projected = memory(t) + size + (size_t)o->count * (sizeof(trow) + t->dim + 2 * sizeof(tkey));
+    size_t projected = memory(t) + size + (size_t)o->count * (sizeof(trow) + t->dim + 5 + 2 * sizeof(tkey));
     if (projected > t->max_bytes) {
         free(bytes);
         return s3v_errorf(S3V_ERR_TOO_LARGE,
@@ -352,6 +377,7 @@ s3v_status ivf_tail_apply(ivf_tail *t, uint8_t *bytes, const wal_object *o)
             if (e->row != NO_ROW) {
                 trow *old = &t->rows[e->row];
                 old->alive = 0;
+                t->live_v[e->row] = 0;
                 t->dead++;
                 t->live--;
                 unref(t, old->buf);
@@ -381,6 +407,9 @@ s3v_status ivf_tail_apply(ivf_tail *t, uint8_t *bytes, const wal_object *o)
             r->seq = o->seq;
             r->alive = 1;
             r->err = INFINITY;
+            t->live_v[i] = 1;
+            t->errs[i] = INFINITY;
+            if (i % BLOCK == 0) t->blkmax[i / BLOCK] = 0; /* a fresh block (stale after compact_rows) */
             r->inv_norm = 1.0f;
             if (t->metric == IVF_METRIC_COSINE) {
                 double ss = 0;
@@ -393,7 +422,10 @@ s3v_status ivf_tail_apply(ivf_tail *t, uint8_t *bytes, const wal_object *o)
             t->bufs[b].refs++;
             e->row = i;
             t->live++;
-            if (t->have_grid) encode_row(t, i);
+            if (t->have_grid)
+                encode_row(t, i); /* raises blkmax to its error */
+            else
+                t->blkmax[i / BLOCK] = INFINITY; /* until fit_grid encodes the row */
         } else {
             e->row = NO_ROW;
             t->tombstones++;
@@ -456,6 +488,18 @@ static s3v_status consider(ivf_tail *t, const float *q, uint32_t i, const s3v_fi
     return S3V_OK;
 }
 
+/* The pruning thresholds for heap bound `bound` (see ivf_tail_search). */
+static void thresholds(float bound, int euclid, double rel, double err_q, float blk_err, double inv_scale,
+                       double *bdist, int64_t *thr_block)
+{
+    *bdist = INFINITY;
+    *thr_block = INT64_MAX;
+    if (!isfinite(bound)) return;
+    *bdist = euclid ? sqrt((double)bound * (1 + rel)) : sqrt(2 * ((double)bound + rel));
+    double x = (*bdist + err_q + blk_err) * inv_scale;
+    if (x * x < 9e18) *thr_block = (int64_t)ceil(x * x);
+}
+
 s3v_status ivf_tail_search(ivf_tail *t, const float *query, const s3v_filter *flt, topk *heap,
                            ivf_tail_search_stats *s)
 {
@@ -482,23 +526,32 @@ s3v_status ivf_tail_search(ivf_tail *t, const float *query, const s3v_filter *fl
     /* Margins for float rounding in the exact scores (relative for euclidean, absolute on the unit sphere
      * for cosine), so a vector is skipped only when its computed score could not enter the heap either. */
     double rel = 1e-3 + (double)d * 1e-6;
-    double scale = t->scale;
+    double inv_scale = 1.0 / t->scale;
+    int euclid = t->metric == IVF_METRIC_EUCLIDEAN;
+    /* A row is ruled out when scale * sqrt(d8) - err_q - err_x > B, B the k-th best distance with the
+     * margin: d8 > ((B + err_q + err_x) / scale)^2. With the block's largest err_x this is one integer
+     * compare for most rows; the row's own err_x is used only near the threshold. The thresholds change
+     * only when a vector enters the heap. */
     for (uint32_t r0 = 0; r0 < t->nrows; r0 += BLOCK) {
         uint32_t nb = t->nrows - r0 < BLOCK ? t->nrows - r0 : BLOCK;
         t->kt->l2sq_i8_rows(t->cq, t->codes + (size_t)r0 * d, d, nb, t->d8);
+        float bound = topk_bound(heap);
+        double bdist = INFINITY;
+        int64_t thr_block = INT64_MAX;
+        thresholds(bound, euclid, rel, err_q, t->blkmax[r0 / BLOCK], inv_scale, &bdist, &thr_block);
         for (uint32_t k = 0; k < nb; k++) {
-            const trow *r = &t->rows[r0 + k];
-            if (!r->alive) continue;
-            double bound = topk_bound(heap);
-            if (isfinite(bound)) {
-                double lb = scale * sqrt((double)t->d8[k]) - err_q - (double)r->err;
-                if (lb > 0) {
-                    double lb2 = lb * lb;
-                    if (t->metric == IVF_METRIC_EUCLIDEAN ? lb2 > bound * (1 + rel) : 0.5 * lb2 > bound + rel)
-                        continue;
-                }
+            uint32_t i = r0 + k;
+            if (!t->live_v[i] || t->d8[k] > thr_block) continue;
+            if (isfinite(bdist)) {
+                double x = (bdist + err_q + t->errs[i]) * inv_scale;
+                if ((double)t->d8[k] > x * x) continue;
             }
-            S3V_TRY(consider(t, q, r0 + k, flt, heap, s));
+            S3V_TRY(consider(t, q, i, flt, heap, s));
+            float now = topk_bound(heap);
+            if (now != bound) {
+                bound = now;
+                thresholds(bound, euclid, rel, err_q, t->blkmax[r0 / BLOCK], inv_scale, &bdist, &thr_block);
+            }
         }
     }
     return S3V_OK;

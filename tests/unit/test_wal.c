@@ -12,6 +12,8 @@
  *    contents (exact mode, with filters), the default-probe search never returns a stale or deleted
  *    vector and finds every tail vector of the true top k; get and list agree with the contents; the
  *    int8 bound rules out tail vectors without losing any;
+ *  - the tail's rows under churn: after overwrites drop dead rows from its arrays and new keys follow,
+ *    search still equals brute force and the bound still prunes;
  *  - refresh: a reader sees another writer's write at once, with one request when nothing is new. */
 #include <dirent.h>
 #include <math.h>
@@ -31,6 +33,7 @@
 #include "engine/input.h"
 #include "engine/kernels.h"
 #include "engine/tail.h"
+#include "engine/topk.h"
 #include "engine/wal.h"
 #include "testutil.h"
 
@@ -773,6 +776,129 @@ static void check_get_list(ivf_index *ix, const char *what)
     }
 }
 
+/* ---- the tail's row arrays under churn ---- */
+
+#define CHURN_KEYS 2000
+
+/* Applies one object of puts of keys [first, first + n) from vals to t. */
+static void churn_apply(ivf_tail *t, int first, int n, float (*vals)[D])
+{
+    wal_batch b;
+    wal_batch_init(&b, D);
+    for (int i = first; i < first + n; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "c%d", i);
+        REQUIRE(wal_batch_put(&b, (const uint8_t *)k, strlen(k), vals[i], NULL, 0) == S3V_OK, "batch put");
+    }
+    s3v_buf out;
+    s3v_buf_init(&out, (size_t)64 << 20);
+    uint64_t seq = ivf_tail_next(t);
+    REQUIRE(wal_object_encode(&b, 7, seq, &out) == S3V_OK, "encode");
+    uint8_t *bytes = malloc(out.len);
+    REQUIRE(bytes != NULL, "malloc");
+    memcpy(bytes, out.ptr, out.len);
+    wal_object o;
+    REQUIRE(wal_object_parse(bytes, out.len, 7, seq, D, &o) == S3V_OK, "parse");
+    REQUIRE(ivf_tail_apply(t, bytes, &o) == S3V_OK, "apply");
+    s3v_buf_free(&out);
+    wal_batch_free(&b);
+}
+
+/* Searches the tail with nq queries and compares with brute force over vals[0 .. n): *agree receives the
+ * number of queries that agree, *scored and *live the vectors scored exactly and considered. */
+static void churn_check(ivf_tail *t, ivf_metric metric, s3v_rng *r, int n, int nq, float (*vals)[D],
+                        int *agree, uint64_t *scored, uint64_t *live)
+{
+    int ok = 0;
+    for (int qi = 0; qi < nq; qi++) {
+        float q[D];
+        gauss_vec(r, vals[s3v_rng_below(r, (uint64_t)n)], 0.3f, q);
+        double best[10];
+        int bi[10], nb = 0;
+        for (int i = 0; i < n; i++) { /* brute force: insertion into the 10 best */
+            double dd = dist(metric, q, vals[i]);
+            if (metric == IVF_METRIC_EUCLIDEAN) dd *= dd;
+            int p = nb < 10 ? nb++ : 10;
+            if (p == 10 && dd >= best[9]) continue;
+            if (p == 10) p = 9;
+            while (p > 0 && best[p - 1] > dd) {
+                best[p] = best[p - 1];
+                bi[p] = bi[p - 1];
+                p--;
+            }
+            best[p] = dd;
+            bi[p] = i;
+        }
+        topk h;
+        REQUIRE(topk_init(&h, 10) == S3V_OK, "topk");
+        ivf_tail_search_stats ss;
+        REQUIRE(ivf_tail_search(t, q, NULL, &h, &ss) == S3V_OK, "search");
+        topk_sort(&h);
+        *scored += ss.exact;
+        *live += ss.live;
+        int same = h.len == 10;
+        for (size_t a = 0; same && a < h.len; a++) {
+            ivf_tail_row row;
+            ivf_tail_get_row(t, (uint32_t)(h.id[a] & ~IVF_TAIL_ID_BIT), &row);
+            char want[16];
+            snprintf(want, sizeof want, "c%d", bi[a]);
+            /* equal keys, or an exact tie in distance */
+            if ((row.key_len != strlen(want) || memcmp(row.key, want, row.key_len)) &&
+                fabs(h.dist[a] - best[a]) > 1e-5 * (1 + fabs(best[a])))
+                same = 0;
+        }
+        ok += same;
+        topk_free(&h);
+    }
+    *agree = ok;
+}
+
+/* Overwrites the same 500 keys until the dead rows are dropped from the arrays (row numbers change),
+ * then appends new keys across fresh blocks without a refit of the grid, then enough for a refit; after
+ * each step search must equal brute force and the bound must still rule vectors out (the blocks' error
+ * bounds are kept right through the rebuild and the appends). */
+static void test_tail_churn(void)
+{
+    static float vals[CHURN_KEYS][D];
+    for (int mi = 0; mi < 2; mi++) {
+        ivf_metric metric = mi ? IVF_METRIC_COSINE : IVF_METRIC_EUCLIDEAN;
+        const char *mn = ivf_metric_name(metric);
+        s3v_rng r;
+        s3v_rng_seed(&r, 41 + (uint64_t)mi);
+        float centres[8][D];
+        for (int c = 0; c < 8; c++)
+            for (int j = 0; j < D; j++) centres[c][j] = (float)(s3v_rng_unit(&r) * 8 - 4);
+        ivf_tail *t;
+        REQUIRE(ivf_tail_new(D, metric, 0, 0, &t) == S3V_OK, "tail");
+        for (int round = 0; round < 10; round++) { /* the 10th leaves 4500 dead rows: dropped */
+            for (int i = 0; i < 500; i++) gauss_vec(&r, centres[(i + round) % 8], 1.0f, vals[i]);
+            churn_apply(t, 0, 500, vals);
+        }
+        uint32_t rows = ivf_tail_rows(t);
+        CHECK(rows == 500, "%s: dead rows dropped (%u rows for 500 keys)", mn, rows);
+        const int steps[3] = {500, 900, CHURN_KEYS};
+        for (int s = 0; s < 3; s++) {
+            if (s) {
+                for (int i = steps[s - 1]; i < steps[s]; i++) gauss_vec(&r, centres[i % 8], 1.0f, vals[i]);
+                for (int first = steps[s - 1]; first < steps[s]; first += 500)
+                    churn_apply(t, first, steps[s] - first < 500 ? steps[s] - first : 500, vals);
+            }
+            ivf_tail_counts tc;
+            ivf_tail_get_counts(t, &tc);
+            CHECK(tc.live == (uint64_t)steps[s], "%s: %d live (%llu)", mn, steps[s],
+                  (unsigned long long)tc.live);
+            uint64_t scored = 0, live = 0;
+            int ok = 0;
+            churn_check(t, metric, &r, steps[s], 40, vals, &ok, &scored, &live);
+            CHECK(ok == 40, "%s, %d keys: tail search after churn equals brute force (%d/40)", mn, steps[s],
+                  ok);
+            CHECK(scored < live / 2, "%s, %d keys: the bound rules out most vectors (%llu of %llu scored)",
+                  mn, steps[s], (unsigned long long)scored, (unsigned long long)live);
+        }
+        ivf_tail_free(t);
+    }
+}
+
 static void test_merge(void)
 {
     for (int mi = 0; mi < 3; mi++) {
@@ -816,6 +942,7 @@ int main(void)
     test_grace_rule();
     test_tail_semantics();
     test_merge();
+    test_tail_churn();
     rm_rf(tmpdir);
     return TEST_SUMMARY();
 }
