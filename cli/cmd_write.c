@@ -42,7 +42,9 @@ static const char DELETE_HELP[] =
 static const char DROP_HELP[] =
     "usage: s3vec delete-index <index>\n"
     "\n"
-    "Deletes the index (DeleteIndex): the manifest first, then every object under the location.\n";
+    "Deletes the index (DeleteIndex): ends its write-ahead log with a drop marker (readers that have it\n"
+    "open notice at their next read), then deletes the manifest and every generation object. The log\n"
+    "itself is deleted after its grace period by `s3vec compact` of that location.\n";
 
 static const char COMPACT_HELP[] =
     "usage: s3vec compact <index> [options]\n"

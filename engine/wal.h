@@ -10,10 +10,11 @@
  * A write is acknowledged only after a second look at the manifest, taken after the log object
  * landed, shows the same incarnation and a start at or below the slot: then every reader that starts
  * afterwards sees it (in the log, or folded into a generation). If the index was deleted or replaced
- * meanwhile the object is removed and the write fails (S3V_ERR_NOT_FOUND); if the slot was below the
- * start (a stale writer took a slot whose object was already garbage-collected) the object is removed
- * and the write is retried on a fresh slot. See FORMAT.md for why this, together with the grace period
- * of retired log objects, never loses or resurrects a write.
+ * meanwhile the object is removed and the write fails (S3V_ERR_NOT_FOUND). A slot below the start at
+ * that second look was folded by a compaction after it landed: the write is in the generation. A stale
+ * writer can never re-take a garbage-collected slot, because it puts within a quarter of the grace period
+ * after a manifest read that showed the slot at or above the start (the grace rule). See FORMAT.md for
+ * why this never loses or resurrects a write.
  *
  * Parsing takes (ptr, len) of untrusted bytes and verifies magic, version, both checksums, the slot
  * and incarnation the object claims, and every record before exposing anything.
