@@ -42,6 +42,11 @@ void cli_print_json(cJSON *j, int pretty);
 /* Metadata text of a hit as a cJSON value (parsed, so the output is always valid JSON); NULL if none. */
 cJSON *cli_meta_json(const uint8_t *meta, size_t len);
 
+/* Splits "a,b,c" into a malloc'd array of malloc'd strings (empty items skipped); *n is the count.
+ * NULL when out of memory. Free with cli_list_free (which accepts NULL). */
+char **cli_list_split(const char *s, size_t *n);
+void cli_list_free(char **v, size_t n);
+
 /* Parses a JSON array of numbers into a malloc'd float vector. */
 S3V_MUST_USE s3v_status cli_parse_vector(const char *text, float **out, uint32_t *dim);
 

@@ -33,23 +33,6 @@ static const char HELP[] =
     "  --json                print the build report as JSON\n"
     "  -q, --quiet           no progress on stderr\n";
 
-static char **split_keys(const char *s, size_t *n)
-{
-    *n = 0;
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    char **v = calloc(cap, sizeof *v);
-    if (!v) return NULL;
-    const char *p = s;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len) v[(*n)++] = strndup(p, len);
-        p += len + (e ? 1 : 0);
-    }
-    return v;
-}
-
 int cmd_build(int argc, char **argv)
 {
     static const struct option opts[] = {{"input", required_argument, 0, 'i'},
@@ -110,7 +93,10 @@ int cmd_build(int argc, char **argv)
             if (*end || !(o.max_cluster_factor >= 1.5))
                 return cli_usage_error("build", "--max-cluster-factor must be a number >= 1.5");
             break;
-        case 'N': nf = split_keys(optarg, &nf_len); break;
+        case 'N':
+            cli_list_free(nf, nf_len);
+            nf = cli_list_split(optarg, &nf_len);
+            break;
         case 'Z': o.zstd_level = -1; break;
         case 'T': o.tmp_dir = optarg; break;
         case 'O': o.overwrite = 1; break;
@@ -181,7 +167,6 @@ int cmd_build(int argc, char **argv)
     }
     vec_reader_close(r);
     s3v_storage_close(st);
-    for (size_t i = 0; i < nf_len; i++) free(nf[i]);
-    free(nf);
+    cli_list_free(nf, nf_len);
     return rc;
 }

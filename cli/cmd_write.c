@@ -60,29 +60,6 @@ static const char COMPACT_HELP[] =
     "  --json               print the report as JSON\n"
     "  -q, --quiet          no progress on stderr\n";
 
-static char **split_list(const char *s, size_t *n)
-{
-    *n = 0;
-    size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
-    char **v = calloc(cap, sizeof *v);
-    if (!v) return NULL;
-    const char *p = s;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len) v[(*n)++] = strndup(p, len);
-        p += len + (e ? 1 : 0);
-    }
-    return v;
-}
-
-static void free_list(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
 int cmd_create_index(int argc, char **argv)
 {
     static const struct option opts[] = {{"dimension", required_argument, 0, 'd'},
@@ -116,8 +93,8 @@ int cmd_create_index(int argc, char **argv)
             if (ivf_encoding_parse(optarg, &enc) != S3V_OK) return cli_fail("create-index", S3V_ERR_INVALID);
             break;
         case 'N':
-            free_list(nf, nf_len);
-            nf = split_list(optarg, &nf_len);
+            cli_list_free(nf, nf_len);
+            nf = cli_list_split(optarg, &nf_len);
             break;
         case 'g':
             grace = strtoul(optarg, &end, 10);
@@ -137,7 +114,7 @@ int cmd_create_index(int argc, char **argv)
     else if (!have_metric)
         rc = cli_usage_error("create-index", "--metric is required");
     if (rc != CLI_EXIT_OK) {
-        free_list(nf, nf_len);
+        cli_list_free(nf, nf_len);
         return rc;
     }
     s3v_storage *st = NULL;
@@ -156,7 +133,7 @@ int cmd_create_index(int argc, char **argv)
         rc = cli_fail("create-index", s);
     }
     s3v_storage_close(st);
-    free_list(nf, nf_len);
+    cli_list_free(nf, nf_len);
     return rc;
 }
 

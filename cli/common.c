@@ -140,3 +140,27 @@ s3v_status cli_parse_vector(const char *text, float **out, uint32_t *dim)
     *dim = (uint32_t)n;
     return S3V_OK;
 }
+
+char **cli_list_split(const char *s, size_t *n)
+{
+    *n = 0;
+    size_t cap = 1;
+    for (const char *p = s; *p; p++) cap += *p == ',';
+    char **v = calloc(cap, sizeof *v);
+    if (!v) return NULL;
+    const char *p = s;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len) v[(*n)++] = strndup(p, len);
+        p += len + (e ? 1 : 0);
+    }
+    return v;
+}
+
+void cli_list_free(char **v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
