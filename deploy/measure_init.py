@@ -2,6 +2,7 @@
 """deploy/measure_init.py: the init-time cost of each way to make the bootstrap self-contained.
 
     python3 deploy/measure_init.py [--bootstrap build/release/bootstrap/bootstrap] [--runs 25]
+                                   [--static-bootstrap build/package-x86_64/bootstrap/bootstrap]
 
 Each variant is started cold --runs times under the local emulator (deploy/local/emulator.py, a fresh
 emulator per run, --eager-init, a local-folder index with S3VEC_DEFAULT_INDEX so INIT opens it) and the
@@ -9,17 +10,18 @@ emulator's init_ms is collected: process start -> the runtime's first GET /next,
 Init Duration for a custom runtime. Variants, all on this machine:
   floor     a static 30-line C runtime that only connects and asks for /next: process start plus one
             Runtime API round trip, no dynamic loading, no INIT work (the limit for any runtime)
+  trivial   the same C program linked dynamically (libc only): what any ordinary C program pays
   host      the bootstrap as built, linked against this machine's libraries (not self-contained)
   bundled   the zip's way: bundled libraries and loader, PT_INTERP and DT_RPATH patched (package.sh
             --task-root pointing at the unpacked folder, so it runs outside a chroot)
   ld-wrap   the aws-lambda-cpp way: the same bundle, started by a /bin/sh bootstrap script that runs
             lib/ld-linux-*.so.* --library-path lib bin/bootstrap
+  static    with --static-bootstrap: a bootstrap built by `deploy/package.sh --deps static` (libcurl,
+            cJSON, OpenSSL, zstd linked statically; only libc, libm and the loader bundled), packaged
+            the zip's way like `bundled` -- what the function zip ships
   emptyroot the zip in the empty root of the deploy tests (chroot + mount namespace; as root only):
             adds the harness's unshare/mount/chroot, which Lambda does not have
-Static linking is not among them: Debian 12 ships no static archive for several of libcurl's
-dependencies (libnghttp2, librtmp, libssh2, libpsl, libgssapi_krb5, libldap) nor for cJSON, so no
-static bootstrap can be linked from Debian's packages (see deploy/README.md). What it could save at most
-is the time the dynamic loader spends, which LD_DEBUG=statistics reports and is printed per variant.
+The time the dynamic loader spends (LD_DEBUG=statistics) is printed per variant.
 Prints a Markdown table (median, p10, p90, ratio of medians to the floor) and the machine's load.
 """
 
@@ -126,6 +128,7 @@ def main():
     ap.add_argument("--bootstrap", default=str(ROOT / "build" / "release" / "bootstrap" / "bootstrap"))
     ap.add_argument("--cli", help="s3vec CLI (default: next to the bootstrap's build)")
     ap.add_argument("--runs", type=int, default=25)
+    ap.add_argument("--static-bootstrap", help="a bootstrap built with S3VEC_STATIC_DEPS (deploy/package.sh)")
     ap.add_argument("--no-emptyroot", action="store_true")
     a = ap.parse_args()
     boot = Path(a.bootstrap).resolve()
@@ -147,6 +150,7 @@ def main():
         # floor
         (work / "floor.c").write_text(FLOOR_C)
         subprocess.run(["gcc", "-O2", "-static", "-o", str(work / "floor"), str(work / "floor.c")], check=True)
+        subprocess.run(["gcc", "-O2", "-o", str(work / "trivial"), str(work / "floor.c")], check=True)
         # bundled, with the interpreter pointing at this unpacked folder
         task = work / "task"
         subprocess.run(["bash", str(ROOT / "deploy" / "package.sh"), "--arch", arch, "--bootstrap", str(boot),
@@ -162,9 +166,16 @@ def main():
         os.chmod(wrap / "bootstrap", 0o755)
 
         variants = [("floor", work / "floor", work, []),
+                    ("trivial", work / "trivial", work, []),
                     ("host", boot, boot.parent, env_local),
                     ("bundled", task / "bootstrap", task, env_local),
                     ("ld-wrap", wrap / "bootstrap", wrap, env_local + [f"LAMBDA_TASK_ROOT={wrap}"])]
+        if a.static_bootstrap:
+            stask = work / "static"
+            subprocess.run(["bash", str(ROOT / "deploy" / "package.sh"), "--arch", arch, "--bootstrap",
+                            str(Path(a.static_bootstrap).resolve()), "--stage", str(stask), "--task-root",
+                            str(stask), "--quiet"], check=True, capture_output=True)
+            variants.append(("static", stask / "bootstrap", stask, env_local))
         if os.geteuid() == 0 and not a.no_emptyroot:
             zpath = work / "function.zip"
             subprocess.run(["bash", str(ROOT / "deploy" / "package.sh"), "--arch", arch, "--bootstrap", str(boot),
@@ -184,7 +195,10 @@ def main():
                     results.setdefault(name, []).append(cold_start(cmd, troot, envp))
                 except RuntimeError as e:
                     raise RuntimeError(f"variant {name}: {e}") from None
-        cycles = {"host": loader_cycles([str(boot)]), "bundled": loader_cycles([str(task / "bootstrap")])}
+        cycles = {"host": loader_cycles([str(boot)]), "bundled": loader_cycles([str(task / "bootstrap")]),
+                  "trivial": loader_cycles([str(work / "trivial")])}
+        if a.static_bootstrap:
+            cycles["static"] = loader_cycles([str(work / "static" / "bootstrap")])
         mhz = tsc_mhz()
         floor = statistics.median(results["floor"])
         load = open("/proc/loadavg").read().split()[:3]

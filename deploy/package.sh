@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deploy/package.sh: build the Lambda function zip (provided.al2023) for x86_64 or arm64.
 #
-#   deploy/package.sh [--arch arm64|x86_64] [--build-dir DIR] [--bootstrap FILE] [--out ZIP]
-#                     [--stage DIR] [--task-root DIR] [--no-strip] [--no-install] [--quiet]
+#   deploy/package.sh [--arch arm64|x86_64] [--deps static|dynamic] [--build-dir DIR] [--deps-dir DIR]
+#                     [--bootstrap FILE] [--out ZIP] [--stage DIR] [--task-root DIR] [--no-strip]
+#                     [--no-install] [--quiet]
 #
 # The zip holds `bootstrap` at its root and, under lib/, every shared library it needs (found by
 # walking DT_NEEDED from the binary) plus glibc's own loader. The bootstrap's ELF interpreter is
@@ -12,10 +13,19 @@
 # DT_RPATH, not DT_RUNPATH, on purpose: Lambda sets LD_LIBRARY_PATH=/lib64:/usr/lib64:..., which the
 # loader searches BEFORE a DT_RUNPATH but AFTER a DT_RPATH, so with RUNPATH the system's older libc.so.6
 # would be paired with our loader. No bundled library keeps an rpath of its own (checked), so the
-# executable's DT_RPATH governs every lookup. deploy/README.md explains why not static linking.
+# executable's DT_RPATH governs every lookup.
+# With --deps static (the default) the bootstrap links libcurl, cJSON, OpenSSL and zstd statically, so
+# only glibc (libc, libm) and the loader are bundled: libcurl.a is built here from Debian's curl source
+# package with HTTP(S) over OpenSSL only, libcjson.a from Debian's cjson source package (Debian ships
+# no static cJSON), libssl.a/libcrypto.a/libzstd.a are Debian's own. That saves the dynamic loader's
+# work for libcurl's ~30 libraries at every cold start (deploy/README.md has the figures).
 #
 # Options:
 #   --arch A        x86_64 or arm64 (alias aarch64); default arm64 (Graviton, the template's default)
+#   --deps M        static (default): link the static libraries described above; dynamic: link Debian's
+#                   shared libcurl & co. and bundle them (34 libraries), as development builds do
+#   --deps-dir D    cache of the static libcurl/cJSON builds and their Debian sources (default
+#                   $S3VEC_DEPS_DIR or build/deps); built once per arch (1-3 min), then reused
 #   --build-dir D   CMake build folder for the bootstrap (default build/package-<arch>); arm64 on an
 #                   x86_64 host cross-builds with cmake/aarch64-linux-gnu.cmake
 #   --bootstrap F   package this already-built bootstrap instead of building one (its arch must match)
@@ -26,7 +36,10 @@
 #   --no-install    never call apt-get; fail if a tool or package is missing
 #   --quiet         print only the final summary line
 # Installs what it needs with apt-get the first time (as root): zip, patchelf, binutils, cmake, the
-# -dev packages; for arm64 also gcc-aarch64-linux-gnu and the arm64 multiarch -dev packages.
+# -dev packages; for arm64 also gcc-aarch64-linux-gnu and the arm64 multiarch -dev packages. For
+# --deps static also dpkg-dev and make, and the source packages curl and cjson (apt-get source); if
+# apt has no deb-src entry it adds one for the configured Debian suites
+# (/etc/apt/sources.list.d/s3vec-deb-src.sources or .list) and runs apt-get update.
 # Output: the zip (reproducible for the same inputs: fixed timestamps, sorted entries, no extra
 # attributes) and one summary line "package: <zip> arch=... zip_bytes=... unzipped_bytes=... libs=N".
 # Exit status non-zero on any failure, with the reason on stderr.
@@ -34,6 +47,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 arch=arm64 build_dir="" bootstrap="" out="" stage_out="" task_root=/var/task strip=1 install=1 quiet=0
+deps=static deps_dir=${S3VEC_DEPS_DIR:-$root/build/deps}
 
 die() { echo "package.sh: $*" >&2; exit 1; }
 say() { [ "$quiet" = 1 ] || echo "package.sh: $*" >&2; }
@@ -42,6 +56,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=${2:?}; shift 2 ;;
     --build-dir) build_dir=${2:?}; shift 2 ;;
+    --deps) deps=${2:?}; shift 2 ;;
+    --deps-dir) deps_dir=${2:?}; shift 2 ;;
     --bootstrap) bootstrap=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --stage) stage_out=${2:?}; shift 2 ;;
@@ -60,6 +76,8 @@ case "$arch" in
   *) die "--arch must be x86_64 or arm64, not $arch" ;;
 esac
 case "$task_root" in /*) ;; *) die "--task-root must be absolute" ;; esac
+case "$deps" in static|dynamic) ;; *) die "--deps must be static or dynamic, not $deps" ;; esac
+mkdir -p "$deps_dir" && deps_dir=$(cd "$deps_dir" && pwd)
 host=$(uname -m)
 cross=0
 [ "$arch" = arm64 ] && [ "$host" != aarch64 ] && cross=1
@@ -70,6 +88,7 @@ if [ "$cross" = 1 ]; then
   need+=(gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross libc6:arm64
          libcurl4-openssl-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libzstd-dev:arm64)
 fi
+[ "$deps" = static ] && need+=(dpkg-dev make)
 if [ -n "$bootstrap" ]; then  # packaging only: no compilers needed
   need=(zip patchelf binutils)
   [ "$cross" = 1 ] && need+=(libc6:arm64 libcurl4:arm64 libcjson1:arm64 libzstd1:arm64 libssl3:arm64)
@@ -98,11 +117,118 @@ else
   libdirs=("/lib/$triplet" "/usr/lib/$triplet" /lib64 /usr/lib64 /lib /usr/lib)
 fi
 
+# ---- static dependencies (--deps static) ----------------------------------------------------------
+# curl's configure: HTTP and HTTPS over OpenSSL, nothing else. The CA bundle default is Amazon Linux's
+# path; s3/s3_config.c chooses the bundle at run time anyway (AWS_CA_BUNDLE, then that path, then
+# Debian's). Changing these flags changes the cache key, so the next packaging rebuilds.
+curl_flags=(--disable-shared --enable-static --with-openssl --without-zlib --without-brotli --without-zstd
+            --without-libpsl --without-libidn2 --without-nghttp2 --without-librtmp --without-libssh2
+            --without-libssh --without-gssapi --without-libgsasl --without-hyper --disable-ldap --disable-ldaps
+            --disable-rtsp --disable-dict --disable-telnet --disable-tftp --disable-pop3 --disable-imap
+            --disable-smtp --disable-gopher --disable-mqtt --disable-smb --disable-ftp --disable-file
+            --disable-manual --disable-libcurl-option --disable-ntlm --disable-ntlm-wb --disable-tls-srp
+            --disable-dependency-tracking --enable-threaded-resolver
+            --with-ca-bundle=/etc/pki/tls/certs/ca-bundle.crt --without-ca-path)
+dep_cflags="-O2 -fstack-protector-strong -fPIE"
+
+# Debian's source packages need a deb-src entry; add one for the suites apt already uses.
+ensure_deb_src() {
+  [ -n "$(apt-cache showsrc curl 2>/dev/null)" ] && return 0
+  [ "$install" = 1 ] || die "apt has no deb-src entry for curl's source (run without --no-install, as root)"
+  [ "$(id -u)" = 0 ] || die "apt has no deb-src entry; run as root or add one for bookworm"
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > /etc/apt/sources.list.d/s3vec-deb-src.sources
+  elif grep -qs '^deb ' /etc/apt/sources.list; then
+    grep '^deb ' /etc/apt/sources.list | sed 's/^deb /deb-src /' > /etc/apt/sources.list.d/s3vec-deb-src.list
+  else
+    die "no Debian apt source found to derive a deb-src entry from"
+  fi
+  say "added a deb-src entry for Debian's source packages"
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  [ -n "$(apt-cache showsrc curl 2>/dev/null)" ] || die "apt-cache showsrc curl is still empty after adding deb-src"
+}
+
+# fetch_source PKG: unpacks Debian's source package PKG (patches applied) under $deps_dir/src once;
+# prints the folder.
+fetch_source() {
+  local pkg=$1 d="$deps_dir/src" dsc
+  mkdir -p "$d"
+  dsc=$(cd "$d" && ls "${pkg}"_*.dsc 2>/dev/null | sort -V | tail -1)
+  if [ -z "$dsc" ]; then
+    ensure_deb_src
+    (cd "$d" && apt-get source --download-only -qq "$pkg" >/dev/null 2>&1) || die "apt-get source $pkg failed"
+    dsc=$(cd "$d" && ls "${pkg}"_*.dsc | sort -V | tail -1)
+  fi
+  local ver=${dsc#"${pkg}"_}
+  ver=${ver%.dsc}
+  if [ ! -f "$d/$pkg-$ver/.unpacked" ]; then
+    rm -rf "${d:?}/$pkg-$ver"
+    # apt-get verified the files against the signed Sources index; dpkg-source applies Debian's patches
+    (cd "$d" && dpkg-source --no-check -x "$dsc" "$pkg-$ver" >/dev/null 2>&1) || die "dpkg-source -x $dsc failed"
+    touch "$d/$pkg-$ver/.unpacked"
+  fi
+  echo "$d/$pkg-$ver"
+}
+
+# build_static_deps: libcurl.a and libcjson.a for $arch under $deps_dir/$arch/<key>; sets $deps_prefix.
+build_static_deps() {
+  local cc=gcc ar=ar hostopt=() pkgdir=""
+  if [ "$cross" = 1 ]; then
+    cc=aarch64-linux-gnu-gcc ar=aarch64-linux-gnu-ar
+    hostopt=(--host=aarch64-linux-gnu --build="$(uname -m)-linux-gnu")
+    pkgdir=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig
+  fi
+  mkdir -p "$deps_dir/$arch"
+  exec 9>"$deps_dir/$arch.lock"
+  flock 9   # one builder per arch at a time; the others wait and reuse its result
+  local key
+  key=$(printf '%s\n' "${curl_flags[@]}" "$dep_cflags" "$("$cc" -dumpfullversion)" "$arch" | sha256sum | cut -c1-12)
+  deps_prefix="$deps_dir/$arch/$key"
+  if [ -f "$deps_prefix/BUILT" ]; then
+    say "static libcurl and cJSON: cached in $deps_prefix"
+    exec 9>&-
+    return 0
+  fi
+  local t0=$SECONDS curl_src cjson_src b="$deps_dir/$arch/build-$key"
+  curl_src=$(fetch_source curl)
+  cjson_src=$(fetch_source cjson)
+  rm -rf "$b" "$deps_prefix"
+  mkdir -p "$b/curl" "$deps_prefix/lib" "$deps_prefix/include/cjson"
+  say "building static libcurl ($(basename "$curl_src"), $arch) in $b"
+  (cd "$b/curl" &&
+   PKG_CONFIG_LIBDIR=${pkgdir:-${PKG_CONFIG_LIBDIR:-}} CC=$cc CFLAGS="$dep_cflags" CPPFLAGS="-D_FORTIFY_SOURCE=2" \
+     "$curl_src/configure" "${hostopt[@]}" --prefix="$deps_prefix" "${curl_flags[@]}" >"$b/curl-configure.log" 2>&1 &&
+   make -C lib -j "$(nproc 2>/dev/null || echo 2)" >"$b/curl-make.log" 2>&1 &&
+   make -C lib install >/dev/null 2>&1 && make -C include install >/dev/null 2>&1) ||
+    die "building libcurl failed; see $b/curl-*.log"
+  rm -f "$deps_prefix"/lib/*.la
+  rm -rf "$deps_prefix/lib/pkgconfig"
+  say "building static cJSON ($(basename "$cjson_src"), $arch)"
+  "$cc" $dep_cflags -D_FORTIFY_SOURCE=2 -std=c89 -c "$cjson_src/cJSON.c" -o "$b/cJSON.o" || die "compiling cJSON.c failed"
+  rm -f "$deps_prefix/lib/libcjson.a"
+  "$ar" rcD "$deps_prefix/lib/libcjson.a" "$b/cJSON.o"
+  cp "$cjson_src/cJSON.h" "$deps_prefix/include/cjson/cJSON.h"
+  {
+    echo "  libcurl.a  built from Debian source package $(basename "$curl_src") (HTTP, HTTPS; OpenSSL; threaded resolver)"
+    echo "  libcjson.a  built from Debian source package $(basename "$cjson_src")"
+  } > "$deps_prefix/BUILT"
+  rm -rf "$b"
+  say "static libcurl and cJSON built in $((SECONDS - t0)) s"
+  exec 9>&-
+}
+deps_prefix=""
+
 # ---- the bootstrap ------------------------------------------------------------------------------
 if [ -z "$bootstrap" ]; then
   build_dir=${build_dir:-$root/build/package-$arch}
   cfg=(-S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DS3VEC_TESTS=OFF -DS3VEC_BENCH=OFF)
   [ "$cross" = 1 ] && cfg+=(-DCMAKE_TOOLCHAIN_FILE="$root/cmake/aarch64-linux-gnu.cmake")
+  if [ "$deps" = static ]; then
+    build_static_deps
+    cfg+=(-DS3VEC_STATIC_DEPS=ON -DS3VEC_STATIC_PREFIX="$deps_prefix")
+  else
+    cfg+=(-DS3VEC_STATIC_DEPS=OFF)
+  fi
   say "building bootstrap ($arch) in $build_dir"
   if [ "$quiet" = 1 ]; then
     cmake "${cfg[@]}" >/dev/null
@@ -218,6 +344,20 @@ done < <(dpkg -S "${queries[@]}" 2>/dev/null || true)
     [ "$pkg" != "?" ] && ver=$(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
     echo "  lib/$name  $src  $pkg $ver"
   done | LC_ALL=C sort
+  # Static parts: from the CMake cache of the build that made the bootstrap (when there is one).
+  cache="$(dirname "$bootstrap")/../CMakeCache.txt"
+  if [ -f "$cache" ] && grep -q '^S3VEC_STATIC_DEPS:BOOL=ON' "$cache"; then
+    echo "statically linked (file, from, Debian package and version):"
+    prefix=$(sed -n 's/^S3VEC_STATIC_PREFIX:PATH=//p' "$cache")
+    sed 's/^ *//; s/^/  /' "$prefix/BUILT" 2>/dev/null || echo "  libcurl.a, libcjson.a  (no record in $prefix)"
+    for v in S3VEC_LIBSSL_A S3VEC_LIBCRYPTO_A S3VEC_LIBZSTD_A; do
+      a=$(sed -n "s/^$v:FILEPATH=//p" "$cache")
+      [ -n "$a" ] || continue
+      pkg=$(dpkg -S "$(readlink -f "$a")" 2>/dev/null | sed 's/: .*//' | head -1)
+      ver=$([ -n "$pkg" ] && dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true)
+      echo "  $(basename "$a")  $a  ${pkg:-?} $ver"
+    done
+  fi
 } > "$stage/PACKAGE-MANIFEST.txt"
 
 libs=$(find "$stage/lib" -type f | wc -l)

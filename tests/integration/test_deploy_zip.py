@@ -5,7 +5,10 @@ exist, and serves queries from S3 over TLS.
 For one architecture (x86_64 here; test_deploy_zip_arm64.py runs the same steps for arm64 under
 qemu-aarch64):
   1. package the bootstrap; check the zip's layout, its size against Lambda's limits, the patched ELF
-     interpreter and DT_RPATH, and (x86_64) that packaging twice gives the same bytes;
+     interpreter and DT_RPATH, and (x86_64) that packaging twice gives the same bytes. The zip is built
+     the way it ships, `package.sh --deps static` (libcurl, cJSON, OpenSSL, zstd linked in; only glibc
+     bundled), for the archs in STATIC_ARCHS; the others package Debian's shared libcurl (--deps
+     dynamic), which keeps CI within its time budget (deploy/README.md, "CI");
   2. build a small index with the s3vec CLI in moto (local S3, SigV4 verified), reached by the function
      only through a TLS relay whose certificate is signed by a throwaway CA;
   3. unzip into an empty root (deploy/emptyroot.py: the package, /tmp, /proc, that CA at Amazon Linux's
@@ -53,6 +56,9 @@ DIM, ROWS, SEED = 16, 2000, 11
 BUCKET, PREFIX, VB, INDEX = "s3vec-idx", "vectors", "demo-bucket", "demo-index"
 ELF_MACHINE = {"x86_64": 62, "arm64": 183}
 LOADER = {"x86_64": "ld-linux-x86-64.so.2", "arm64": "ld-linux-aarch64.so.1"}
+# Archs whose zip is built with static dependencies here (the static libcurl build costs 1-3 min per
+# arch the first time; see deploy/README.md, "CI").
+STATIC_ARCHS = {"x86_64", "arm64"}
 
 
 class Results:
@@ -246,7 +252,8 @@ def package(arch, work, bootstrap=None):
     if bootstrap:
         cmd += ["--bootstrap", str(bootstrap)]
     else:
-        cmd += ["--build-dir", str(BUILD_DIR / f"package-{arch}")]
+        cmd += ["--build-dir", str(BUILD_DIR / f"package-{arch}"),
+                "--deps", "static" if arch in STATIC_ARCHS else "dynamic"]
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, SOURCE_DATE_EPOCH="1767225600"))
     if not check(r.returncode == 0, f"package.sh --arch {arch} exits 0 ({r.stderr[-2000:]})"):
@@ -282,7 +289,13 @@ def check_zip(arch, zpath, fields, work):
         mode = (infos["bootstrap"].external_attr >> 16) if "bootstrap" in infos else 0
         check(mode & 0o777 == 0o755 and (mode >> 12) == 0o10, f"bootstrap is a regular 0755 file ({oct(mode)})")
         check(f"lib/{LOADER[arch]}" in infos, f"the loader lib/{LOADER[arch]} is packaged")
-        check("lib/libc.so.6" in infos and "lib/libcurl.so.4" in infos, "libc and libcurl are packaged")
+        check("lib/libc.so.6" in infos, "libc is packaged")
+        if arch in STATIC_ARCHS:
+            shared = [n for n in infos if n.startswith("lib/") and not n.startswith(
+                ("lib/libc.so", "lib/libm.so", "lib/ld-linux"))]
+            check(not shared, f"static dependencies: only glibc and its loader are bundled ({shared})")
+        else:
+            check("lib/libcurl.so.4" in infos, "libcurl is packaged")
         stray = [n for n in infos if not (n == "bootstrap" or n == "PACKAGE-MANIFEST.txt" or
                                           (n.startswith("lib/") and "/" not in n[4:] and len(n) > 4))]
         check(not stray, f"nothing but bootstrap, lib/*.so* and the manifest ({stray})")
@@ -290,6 +303,9 @@ def check_zip(arch, zpath, fields, work):
         check(int.from_bytes(head[18:20], "little") == ELF_MACHINE[arch], f"bootstrap is an {arch} ELF")
         manifest = z.read("PACKAGE-MANIFEST.txt").decode() if "PACKAGE-MANIFEST.txt" in infos else ""
         check(f"arch: {arch}" in manifest and "libc6" in manifest, "manifest names the arch and Debian packages")
+        if arch in STATIC_ARCHS:
+            check("Debian source package curl-" in manifest and "libssl-dev" in manifest,
+                  "manifest names the Debian sources of the static libcurl and OpenSSL")
         (work / "x").mkdir(exist_ok=True)
         z.extract("bootstrap", work / "x")
     elf = subprocess.run(["readelf", "-l", "-d", str(work / "x" / "bootstrap")], capture_output=True, text=True).stdout
@@ -297,6 +313,19 @@ def check_zip(arch, zpath, fields, work):
           "ELF interpreter is /var/task/lib/<loader>")
     check("(RPATH)" in elf and "[$ORIGIN/lib]" in elf, "DT_RPATH is $ORIGIN/lib")
     check("(RUNPATH)" not in elf, "no DT_RUNPATH (it would lose to Lambda's LD_LIBRARY_PATH)")
+
+
+def prepare_root(zpath, root, arch, ca):
+    """emptyroot.prepare_root with the decoys planted here: the package's libm.so.6 (a real library of
+    the right arch, present in static and dynamic packages alike, but the wrong one) as /lib64/libc.so.6
+    and /usr/lib64/libcurl.so.4, the first places Lambda's LD_LIBRARY_PATH names. emptyroot's own decoy
+    is the package's libz.so.1, which a static package does not have."""
+    info = emptyroot.prepare_root(zpath, root, arch, ca_bundle=ca, decoys=False)
+    wrong = Path(root) / "var" / "task" / "lib" / "libm.so.6"
+    for d, name in (("lib64", "libc.so.6"), ("usr/lib64", "libcurl.so.4")):
+        (Path(root) / d).mkdir(parents=True, exist_ok=True)
+        shutil.copy(wrong, Path(root) / d / name)
+    return info
 
 
 def runpath_control(zpath, work, ca, env, key, secret, s3_port, vector, servers):
@@ -313,7 +342,7 @@ def runpath_control(zpath, work, ca, env, key, secret, s3_port, vector, servers)
         for p in sorted((d / "pkg").rglob("*")):
             if p.is_file():
                 z.write(p, str(p.relative_to(d / "pkg")))
-    info = emptyroot.prepare_root(bad_zip, d / "root", "x86_64", ca_bundle=ca)
+    info = prepare_root(bad_zip, d / "root", "x86_64", ca)
     (d / "launch").mkdir()
     launcher = emptyroot.write_launcher(d / "root", info["command"], d / "launch" / "bootstrap")
     emu = Server([EMULATOR, "--bootstrap", launcher, "--task-root", d / "launch", "--function-name", "s3vec",
@@ -339,7 +368,9 @@ def run(arch):
     try:
         # 1. package
         bootstrap = BUILD_DIR / "bootstrap" / "bootstrap" if arch == "x86_64" else None
-        if arch == "x86_64" and not check(bootstrap.exists(), f"bootstrap built at {bootstrap}"):
+        if arch in STATIC_ARCHS:
+            bootstrap = None   # package.sh builds it against the static dependencies
+        elif arch == "x86_64" and not check(bootstrap.exists(), f"bootstrap built at {bootstrap}"):
             return
         zpath, fields = package(arch, work, bootstrap)
         if not zpath:
@@ -371,7 +402,7 @@ def run(arch):
 
         # 3. the empty root and the emulator
         root = work / "root"
-        info = emptyroot.prepare_root(zpath, root, arch, ca_bundle=ca)
+        info = prepare_root(zpath, root, arch, ca)
         tmp = emptyroot.make_tmp_dir(work / "tmp")
         (work / "launch").mkdir()
         launcher = emptyroot.write_launcher(root, info["command"], work / "launch" / "bootstrap", tmp_dir=tmp)
@@ -449,11 +480,13 @@ def run(arch):
         # 5. the loader's own account of what it loaded
         trace = emptyroot.loader_trace(emptyroot.loader_trace_files(tmp))
         allowed = ["/var/task/lib/"] + (["/.qemu/"] if arch == "arm64" else [])
-        check(len(trace.tried) >= 10, f"LD_DEBUG=libs trace was written ({len(trace.tried)} files tried)")
+        check(len(trace.tried) >= (2 if arch in STATIC_ARCHS else 10),
+              f"LD_DEBUG=libs trace was written ({len(trace.tried)} files tried)")
         check(not trace.outside(allowed), f"every library tried or initialised is under {allowed}: "
                                           f"{trace.outside(allowed)}")
-        check("/var/task/lib/libc.so.6" in trace.inits and "/var/task/lib/libcurl.so.4" in trace.inits,
-              "the bootstrap initialised /var/task/lib/libc.so.6 and libcurl.so.4")
+        check("/var/task/lib/libc.so.6" in trace.inits, "the bootstrap initialised /var/task/lib/libc.so.6")
+        if arch not in STATIC_ARCHS:
+            check("/var/task/lib/libcurl.so.4" in trace.inits, "the bootstrap initialised /var/task/lib/libcurl.so.4")
         check(not any(p.startswith(("/lib64", "/usr/lib64")) for p in trace.tried),
               "the decoys in /lib64 and /usr/lib64 (first on LD_LIBRARY_PATH) were never tried")
         present = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
