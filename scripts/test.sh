@@ -41,18 +41,34 @@ ctest_stage "release: all tests" --test-dir build/release --output-on-failure -j
 ctest_stage "debug (ASan+UBSan): unit tests" --test-dir build/debug -L unit --output-on-failure -j "$jobs"
 S3VEC_SIMD=scalar ctest_stage "release, SIMD forced off: unit tests" --test-dir build/release -L unit --output-on-failure -j "$jobs"
 
-echo "=== valgrind: unit tests"
+echo "=== valgrind: unit tests ($jobs at a time)"
 start=$SECONDS
-vpass=0 vfail=0
-for t in build/release/tests/test_*; do
-  [ -x "$t" ] || continue
+vdir=$(mktemp -d)
+# valgrind_one TEST: runs one unit test under memcheck; its output and status land in $vdir
+valgrind_one() {
+  local t=$1 name; name=$(basename "$1")
   if S3VEC_SOURCE_DIR="$root" S3VEC_SHARED_DIR="$root/../shared" S3VEC_BUILD_DIR="$root/build/release" \
-     valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "$t" >"$log" 2>&1; then
+     valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite "$t" >"$vdir/$name.log" 2>&1; then
+    echo pass >"$vdir/$name.rc"
+  else
+    echo fail >"$vdir/$name.rc"
+  fi
+}
+export -f valgrind_one
+export root vdir
+find build/release/tests -maxdepth 1 -name 'test_*' -type f -executable -print0 | sort -z |
+  xargs -0 -n 1 -P "$jobs" bash -c 'valgrind_one "$0"'
+vpass=0 vfail=0
+for rc in "$vdir"/*.rc; do
+  [ -e "$rc" ] || continue
+  name=$(basename "$rc" .rc)
+  if [ "$(cat "$rc")" = pass ]; then
     vpass=$((vpass + 1))
   else
-    vfail=$((vfail + 1)); echo "valgrind FAIL: $t"; tail -30 "$log"
+    vfail=$((vfail + 1)); echo "valgrind FAIL: $name"; tail -30 "$vdir/$name.log"
   fi
 done
+rm -rf "$vdir"
 total_pass=$((total_pass + vpass)); total_fail=$((total_fail + vfail))
 echo "=== valgrind: $vpass passed, $vfail failed ($((SECONDS - start)) s)"
 
