@@ -34,26 +34,6 @@
 
 static char tmpdir[256];
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            struct stat sb;
-            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-                rm_rf(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 static int exists(const char *dir, const char *name)
 {
     char p[1024];
@@ -627,6 +607,6 @@ int main(void)
     test_lost_race();
     test_i8_stable();
     test_dead_logs();
-    rm_rf(tmpdir);
+    tu_rm_rf(tmpdir);
     return TEST_SUMMARY();
 }

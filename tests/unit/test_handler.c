@@ -756,13 +756,6 @@ static void test_many(hd_handler *h)
     CHECK(ok == 300, "300 mixed invocations answered as expected (%d)", ok);
 }
 
-static void rm_rf(const char *p)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
-    if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", p);
-}
-
 int main(void)
 {
     kern_init(0);
@@ -810,6 +803,6 @@ int main(void)
     test_too_large();
     test_freshness();
     s3v_storage_close(local);
-    rm_rf(tmpdir);
+    tu_rm_rf(tmpdir);
     return TEST_SUMMARY();
 }

@@ -395,13 +395,6 @@ static void test_lifecycle(void)
     CHECK(find_gen(dir, g4, sizeof g4) == 0, "a failed build publishes nothing");
 }
 
-static void rm_rf(const char *p)
-{
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
-    if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", p);
-}
-
 int main(void)
 {
     kern_init(0);
@@ -414,6 +407,6 @@ int main(void)
     for (int m = 0; m < 3; m++)
         for (int e = 0; e < 3; e++) check_index((ivf_metric)m, (ivf_encoding)e);
     test_lifecycle();
-    rm_rf(tmpdir);
+    tu_rm_rf(tmpdir);
     return TEST_SUMMARY();
 }

@@ -43,26 +43,6 @@
 
 static char tmpdir[256];
 
-static void rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            struct stat sb;
-            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-                rm_rf(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 /* ---- log objects ---- */
 
 static void test_object_format(void)
@@ -943,6 +923,6 @@ int main(void)
     test_tail_semantics();
     test_merge();
     test_tail_churn();
-    rm_rf(tmpdir);
+    tu_rm_rf(tmpdir);
     return TEST_SUMMARY();
 }

@@ -6,8 +6,12 @@
 #ifndef S3V_TESTUTIL_H
 #define S3V_TESTUTIL_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int tu_passed, tu_failed;
 
@@ -40,6 +44,27 @@ static inline const char *tu_shared_data_dir(void)
     if (!s) return NULL;
     snprintf(path, sizeof path, "%s/data", s);
     return path;
+}
+
+/* Removes a directory tree (a test's temporary folder); symbolic links are removed, never followed. */
+static inline void tu_rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char p[4096];
+            if (snprintf(p, sizeof p, "%s/%s", path, e->d_name) >= (int)sizeof p) continue;
+            struct stat sb;
+            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
+                tu_rm_rf(p);
+            else
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
 }
 
 #endif
