@@ -14,7 +14,7 @@ Parts (see bench/bench_writes.c):
               and the compaction's time.
 The S3 parts run --repeat times (alternating) and every figure is the median of the runs; the tail part
 builds once and times --passes passes over the queries (median). `uptime` is recorded before each part.
-moto runs in a child process with PutObject behind a lock (its conditional puts are not atomic otherwise;
+moto runs as s3lib.MotoServer(atomic_puts=True): PutObject behind a lock (its conditional puts are not atomic otherwise;
 S3's are) and no signature checks; its own cost is in every S3 figure (it is a Python server on this
 machine). s3lib.origin's MemoryOrigin (faster) serves GET and HEAD only, so it cannot take log objects.
 GloVe comes from shared/data's get-glove100.sh (--data holds glove100_base.fvecs and
@@ -23,79 +23,18 @@ import argparse
 import datetime
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent
+sys.path.insert(0, str(SOURCE / "tests" / "integration"))
+from s3lib import MotoServer  # noqa: E402
 MARKER = "<!-- notes: kept when the tables above are regenerated -->"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve_moto(port):
-    from moto.s3.responses import S3Response
-    from moto.server import ThreadedMotoServer
-    lock = threading.Lock()
-    put_object = S3Response.put_object
-
-    def atomic_put_object(self, *a, **k):
-        with lock:
-            return put_object(self, *a, **k)
-
-    S3Response.put_object = atomic_put_object
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    server.stop()
-
-
-class Moto:
-    def __enter__(self):
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, __file__, "--moto-server", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        end = time.time() + 30
-        while time.time() < end:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        import boto3
-        from botocore.config import Config
-        boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="k",
-                     aws_secret_access_key="s", config=Config(s3={"addressing_style": "path"})).create_bucket(
-            Bucket="s3vec-bench")
-        return self
-
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self):
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3VEC_S3_"))}
-        e.update({"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1",
-                  "AWS_ENDPOINT_URL_S3": self.endpoint, "HOME": "/nonexistent"})
-        return e
-
-    def __exit__(self, *exc):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def run(cmd, env=None):
@@ -158,7 +97,6 @@ def machine():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--moto-server", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--build-dir", default=str(SOURCE / "build" / "release"))
     ap.add_argument("--data", default="/work/data")
     ap.add_argument("--truth", default=str(SOURCE.parent / "shared" / "data" / "glove100_gt100_l2.ivecs"))
@@ -170,9 +108,6 @@ def main():
     ap.add_argument("--skip-tail", action="store_true")
     ap.add_argument("--out", default=str(HERE / "results" / "writes.md"))
     a = ap.parse_args()
-    if a.moto_server:
-        serve_moto(a.moto_server)
-        return 0
     exe = Path(a.build_dir) / "bench" / "bench_writes"
     base = Path(a.data) / "glove100_base.fvecs"
     queries = Path(a.data) / "glove100_query.fvecs"
@@ -184,8 +119,10 @@ def main():
                             text=True).stdout.strip()
     loads = [("start", uptime())]
     ingest_runs, vis_runs = [], []
-    with Moto() as moto:
-        env = moto.env()
+    # moto_server without signature checks (their cost is moto's, not ours), PutObject atomic as in S3
+    with MotoServer(auth=False, atomic_puts=True) as moto:
+        moto.client("k", "s").create_bucket(Bucket="s3vec-bench")
+        env = moto.env("k", "s")
         for r in range(a.repeat):
             loads.append((f"S3 run {r + 1}", uptime()))
             ingest_runs.append(run([exe, "ingest", "--storage", f"s3://s3vec-bench/ingest{r}", "--input", base,

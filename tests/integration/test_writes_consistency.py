@@ -22,16 +22,14 @@ gone: only the current generation's folder remains and the log holds no folded o
 
 moto 5.2 checks If-None-Match / If-Match on PutObject but not atomically (two simultaneous conditional
 puts of one key can both succeed: measured 1 in 300 with 12 racers); S3 is atomic. The test therefore runs
-moto in-process with PutObject behind a lock (this file with --moto-server), which is how S3 behaves, and
-with signature checks off (moto fails its own check of list prefixes containing '/', see s3lib).
+moto with PutObject behind a lock (s3lib MotoServer(atomic_puts=True)), which is how S3 behaves, and with
+every request's SigV4 signature verified.
 
 Prints "N passed, N failed"; exits non-zero on failure. Every process it starts is stopped at the end."""
 import argparse
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,86 +39,14 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from s3lib import MotoServer  # noqa: E402
 SOURCE_DIR = Path(os.environ.get("S3VEC_SOURCE_DIR") or HERE.parents[1])
 BUILD_DIR = Path(os.environ.get("S3VEC_BUILD_DIR") or SOURCE_DIR / "build" / "release")
 S3VEC_BIN = Path(os.environ.get("S3VEC_BIN") or BUILD_DIR / "cli" / "s3vec")
 BUCKET = "s3vec-writes"
 DIM = 8
 KEYS = 300
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# ---------------------------------------------------------------------------------------------------
-# moto with atomic conditional puts (run as a child process of the test)
-
-def serve_moto(port):
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from s3lib.moto_fixed import patch
-    patch()
-    from moto.s3.responses import S3Response
-    from moto.server import ThreadedMotoServer
-    lock = threading.Lock()
-    put_object = S3Response.put_object
-
-    def atomic_put_object(self, *a, **k):
-        with lock:  # the If-None-Match / If-Match check and the write happen as one step, as in S3
-            return put_object(self, *a, **k)
-
-    S3Response.put_object = atomic_put_object
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    signal.sigwait({signal.SIGTERM, signal.SIGINT})
-    server.stop()
-
-
-class Moto:
-    def __init__(self):
-        self.port = free_port()
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, __file__, "--moto-server", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.time() + 30
-        while time.time() < end:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("moto did not start")
-
-    @property
-    def endpoint(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self):
-        import boto3
-        from botocore.config import Config
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", aws_access_key_id="k",
-                            aws_secret_access_key="s", config=Config(s3={"addressing_style": "path"}))
-
-    def env(self):
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3VEC_S3_"))}
-        e.update({"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "us-east-1",
-                  "AWS_ENDPOINT_URL_S3": self.endpoint, "HOME": "/nonexistent", "S3VEC_LOG": "warn"})
-        return e
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -326,25 +252,22 @@ def check_contents(loc, env, writers, what):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--moto-server", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=40)
     ap.add_argument("--writers", type=int, default=3)
     ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
     args = ap.parse_args()
-    if args.moto_server:
-        serve_moto(args.moto_server)
-        return 0
     if not S3VEC_BIN.exists():
         print(f"s3vec not built at {S3VEC_BIN}\n0 passed, 1 failed")
         return 1
     print(f"seed {args.seed}", flush=True)
-    moto = Moto()
+    moto = MotoServer(atomic_puts=True).start()  # every request's SigV4 signature verified
     threads = []
     try:
         with tempfile.TemporaryDirectory(prefix="s3vec-writes-") as tmp:
-            s3 = moto.client()
+            key, secret = moto.create_user()
+            s3 = moto.client(key, secret)
             s3.create_bucket(Bucket=BUCKET)
-            env = moto.env()
+            env = moto.env(key, secret, extra={"S3VEC_LOG": "warn"})
             loc = f"s3://{BUCKET}/vb/consistency"
             rc, out, err, _ = run(["create-index", loc, "--dimension", DIM, "--metric", "euclidean",
                                    "--grace-seconds", "4"], env)

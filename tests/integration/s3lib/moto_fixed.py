@@ -7,9 +7,15 @@ SignatureDoesNotMatch, boto3's included. Opening an index lists its log ("<index
 the fix no index could be opened against a verifying moto.
 
 patch() makes the check use the request line exactly as it arrived (Werkzeug's RAW_URI), which is what
-AWS signs and verifies. Nothing else in moto changes. Run as a program it is moto_server:
+AWS signs and verifies. Nothing else in moto changes.
 
-    python3 moto_fixed.py -H 127.0.0.1 -p PORT
+atomic_puts() makes PutObject one step, as in S3: moto 5.2 checks If-None-Match / If-Match and then
+writes, so two concurrent conditional puts of one key can both succeed. The write-ahead log's tests and
+benchmark need S3's behaviour (exactly one of them wins).
+
+Run as a program it is moto_server, with --atomic-puts as an extra option:
+
+    python3 moto_fixed.py [--atomic-puts] -H 127.0.0.1 -p PORT
 """
 import sys
 from urllib.parse import urlparse, urlunparse
@@ -40,8 +46,29 @@ def patch():
     mixin._s3vec_raw_uri = True
 
 
+def atomic_puts():
+    import threading
+
+    from moto.s3.responses import S3Response
+
+    if getattr(S3Response, "_s3vec_atomic_puts", False):
+        return
+    lock = threading.Lock()
+    put_object = S3Response.put_object
+
+    def atomic_put_object(self, *a, **k):
+        with lock:  # the condition check and the write happen as one step
+            return put_object(self, *a, **k)
+
+    S3Response.put_object = atomic_put_object
+    S3Response._s3vec_atomic_puts = True
+
+
 def main(argv):
     patch()
+    if "--atomic-puts" in argv:
+        argv = [a for a in argv if a != "--atomic-puts"]
+        atomic_puts()
     from moto.server import main as moto_main
 
     return moto_main(argv)

@@ -8,6 +8,9 @@ moto_fixed.py, which makes moto verify percent-encoded URLs as AWS does).
         env = moto.env(key, secret)                 # AWS_* variables for s3vec programs
     # stopped (also on exceptions)
 
+MotoServer(atomic_puts=True): PutObject's condition check and write are one step, as in S3
+(moto_fixed.atomic_puts); the write-ahead log's tests and benchmark need it.
+
 Signature verification: moto serves the first `no_auth_actions` requests unauthenticated (the
 user, policy and key creation need them, 3 by default) and verifies every later request's
 signature against the IAM keys it knows. create_user() (5 IAM calls: user, policy, key, role, role
@@ -36,8 +39,9 @@ def free_port():
 
 
 class MotoServer:
-    def __init__(self, auth=True, no_auth_actions=5, start_timeout=30.0):
+    def __init__(self, auth=True, no_auth_actions=5, start_timeout=30.0, atomic_puts=False):
         self.auth = auth
+        self.atomic_puts = atomic_puts
         self.no_auth_actions = no_auth_actions
         self.start_timeout = start_timeout
         self.port = None
@@ -58,7 +62,8 @@ class MotoServer:
         self._log = tempfile.TemporaryFile()
         for _ in range(5):  # a port picked free can be taken by someone else meanwhile
             self.port = free_port()
-            self.proc = subprocess.Popen([sys.executable, launcher, "-H", "127.0.0.1", "-p", str(self.port)], env=env,
+            self.proc = subprocess.Popen([sys.executable, launcher] + (["--atomic-puts"] if self.atomic_puts else []) +
+                                         ["-H", "127.0.0.1", "-p", str(self.port)], env=env,
                                          stdout=self._log, stderr=subprocess.STDOUT)
             if self._wait_ready():
                 return self
