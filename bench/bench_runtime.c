@@ -26,7 +26,8 @@
  *   --source     the source tree (default: found upward from this program, holding deploy/local)
  *   --bootstrap  the runtime (default: <build>/bootstrap/bootstrap next to this program's build); a
  *                packaged one works when staged with its task root, e.g.
- *                deploy/package.sh --arch x86_64 --static --stage D --task-root D, then D/bootstrap
+ *                deploy/package.sh --arch x86_64 --bootstrap B --stage D --task-root D, then D/bootstrap
+ *                (B built by package.sh --deps static, e.g. build/package-x86_64/bootstrap/bootstrap)
  *   --data       folder with glove100_base.fvecs / glove100_query.fvecs (default $S3VEC_DATA_DIR or
  *                /work/data); synthetic clustered 100-d data when absent
  *   --n          base vectors indexed (default 100000), --queries measured queries (default 2000),

@@ -190,8 +190,11 @@ build_static_deps() {
     return 0
   fi
   local t0=$SECONDS curl_src cjson_src b="$deps_dir/$arch/build-$key"
+  exec 8>"$deps_dir/src.lock"
+  flock 8   # the sources are shared by both archs' builds
   curl_src=$(fetch_source curl)
   cjson_src=$(fetch_source cjson)
+  exec 8>&-
   rm -rf "$b" "$deps_prefix"
   mkdir -p "$b/curl" "$deps_prefix/lib" "$deps_prefix/include/cjson"
   say "building static libcurl ($(basename "$curl_src"), $arch) in $b"
