@@ -91,6 +91,14 @@ int main(int argc, char **argv)
         snprintf(msg, sizeof msg, "cannot open S3VEC_STORAGE %.300s: %s", cfg.storage, s3v_errmsg(rc));
         init_fail(rt, "Runtime.ConfigError", msg);
     }
+    /* a second handle (its own connections) for reading the log while a query searches */
+    s3v_storage *probe_st = NULL;
+    s3v_status prc = s3_storage_open_any(cfg.storage, 0, env_lookup, &probe_st);
+    if (prc != S3V_OK) {
+        s3v_log(S3V_LOG_WARN, "cannot open a second storage handle (%s); queries read the log first",
+                s3v_errmsg(prc));
+        probe_st = NULL;
+    }
     hd_config hc = {.cache_bytes = cfg.cache_mb << 20,
                     .fresh_ms = cfg.fresh_ms,
                     .max_open_indexes = cfg.max_open,
@@ -101,7 +109,8 @@ int main(int argc, char **argv)
                     .tail_ms = cfg.tail_ms,
                     .tail_max_bytes = cfg.tail_mb << 20,
                     .tmp_dir = cfg.tmp_dir,
-                    .compact_max_bytes = cfg.tail_mb << 20};
+                    .compact_max_bytes = cfg.tail_mb << 20,
+                    .probe_storage = probe_st};
     hd_handler *h = NULL;
     rc = hd_handler_new(&hc, st, &h);
     if (rc != S3V_OK) init_fail(rt, "Runtime.InitError", s3v_errmsg(rc));
@@ -197,6 +206,7 @@ int main(int argc, char **argv)
         if (rr == RT_FATAL) break;
     }
     hd_handler_free(h);
+    s3v_storage_close(probe_st);
     s3v_storage_close(st);
     s3v_buf_free(&inv.event);
     rt_client_close(rt);

@@ -439,6 +439,23 @@ s3v_status ivf_index_check_fresh(ivf_index *ix, uint64_t deadline, int *changed)
     return S3V_OK;
 }
 
+/* A DROP marker met while reading the log: whatever replaced the index is opened anew. */
+static s3v_status dropped_to_reopen(ivf_index *ix, s3v_status st, int *reopen)
+{
+    if (st == S3V_ERR_NOT_FOUND && ix->dropped) {
+        s3v_error_clear();
+        *reopen = 1;
+        return S3V_OK;
+    }
+    return st;
+}
+
+static int manifest_check_due(const ivf_index *ix)
+{
+    uint64_t now = s3v_wall_ms();
+    return now < ix->manifest_wall_ms || now - ix->manifest_wall_ms > (uint64_t)ix->m.grace_seconds * 250;
+}
+
 s3v_status ivf_index_refresh(ivf_index *ix, uint64_t deadline, int *reopen, ivf_refresh_info *info)
 {
     ivf_refresh_info local;
@@ -446,20 +463,49 @@ s3v_status ivf_index_refresh(ivf_index *ix, uint64_t deadline, int *reopen, ivf_
     memset(info, 0, sizeof *info);
     *reopen = 0;
     if (!ix->tail) return S3V_OK;
-    uint64_t now = s3v_wall_ms();
-    if (now < ix->manifest_wall_ms || now - ix->manifest_wall_ms > (uint64_t)ix->m.grace_seconds * 250) {
+    if (manifest_check_due(ix)) {
         info->manifest_checked = 1;
         info->requests++;
         S3V_TRY(ivf_index_check_fresh(ix, deadline, reopen));
         if (*reopen) return S3V_OK;
     }
-    s3v_status st = tail_catch_up(ix, deadline, info);
-    if (st == S3V_ERR_NOT_FOUND && ix->dropped) { /* a DROP marker: whatever replaced it is opened anew */
-        s3v_error_clear();
-        *reopen = 1;
+    return dropped_to_reopen(ix, tail_catch_up(ix, deadline, info), reopen);
+}
+
+int ivf_index_next_log_key(const ivf_index *ix, char *key, size_t cap, uint64_t *seq)
+{
+    if (!ix->tail || ix->dropped || manifest_check_due(ix)) return 0;
+    *seq = ivf_tail_next(ix->tail);
+    return wal_object_key(ix->prefix, ix->m.incarnation, *seq, key, cap) == S3V_OK;
+}
+
+s3v_status ivf_index_refresh_from(ivf_index *ix, uint64_t seq, s3v_status got, uint8_t *bytes, size_t size,
+                                  uint64_t deadline, int *reopen, ivf_refresh_info *info)
+{
+    ivf_refresh_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    *reopen = 0;
+    if (!ix->tail || seq != ivf_tail_next(ix->tail)) { /* not the slot the caller was given: start over */
+        free(bytes);
+        return ivf_index_refresh(ix, deadline, reopen, info);
+    }
+    info->requests++;
+    if (got == S3V_ERR_NOT_FOUND) { /* the slot is free: nothing was written since the last read */
+        free(bytes);
         return S3V_OK;
     }
-    return st;
+    if (got != S3V_OK) {
+        free(bytes);
+        return got;
+    }
+    if (!bytes) return log_corrupt(ix, s3v_errorf(S3V_ERR_CORRUPT, "empty object"), seq);
+    s3v_status st = apply_object(ix, bytes, size, seq);
+    if (st == S3V_OK) {
+        info->objects++;
+        st = tail_catch_up(ix, deadline, info);
+    }
+    return dropped_to_reopen(ix, st, reopen);
 }
 
 const ivf_tail *ivf_index_tail(const ivf_index *ix) { return ix->tail; }

@@ -72,6 +72,20 @@ typedef struct ivf_refresh_info {
 S3V_MUST_USE s3v_status ivf_index_refresh(ivf_index *ix, uint64_t deadline_ns, int *reopen,
                                           ivf_refresh_info *info);
 
+/* The same refresh in two halves, so that its one GET can overlap a read (handler/registry.c does it
+ * from another thread with its own storage handle, while this thread searches):
+ * ivf_index_next_log_key() returns 1 and writes the storage key of the next log slot and its number
+ * when that GET is all ivf_index_refresh() would do now (no manifest re-read due); else 0 (call
+ * ivf_index_refresh() instead). ivf_index_refresh_from() then completes the refresh with that GET's
+ * outcome: `got` its status (S3V_ERR_NOT_FOUND: the slot is free, nothing is new), bytes/size its body
+ * (malloc'd, taken over, freed here; NULL when got is not S3V_OK). It applies the object, reads any
+ * later slots itself, and reports as ivf_index_refresh() does; info->objects > 0 or *reopen means reads
+ * made before it may have missed writes. If the tail moved meanwhile it falls back to a full refresh. */
+int ivf_index_next_log_key(const ivf_index *ix, char *key, size_t cap, uint64_t *seq);
+S3V_MUST_USE s3v_status ivf_index_refresh_from(ivf_index *ix, uint64_t seq, s3v_status got, uint8_t *bytes,
+                                               size_t size, uint64_t deadline_ns, int *reopen,
+                                               ivf_refresh_info *info);
+
 /* The tail (never NULL once open, unless opened with no_tail). */
 const ivf_tail *ivf_index_tail(const ivf_index *ix);
 

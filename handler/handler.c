@@ -60,8 +60,8 @@ s3v_status hd_handler_new(const hd_config *cfg, s3v_storage *st, hd_handler **ou
     h->qvec = malloc(IVF_DIM_MAX * sizeof *h->qvec);
     snprintf(h->tmp_dir, sizeof h->tmp_dir, "%s", cfg->tmp_dir && *cfg->tmp_dir ? cfg->tmp_dir : "/tmp");
     h->cfg.tmp_dir = h->tmp_dir;
-    hd_registry_opts ro = {cfg->cache_bytes, cfg->fresh_ms, cfg->max_open_indexes, cfg->tail_ms,
-                           cfg->tail_max_bytes};
+    hd_registry_opts ro = {cfg->cache_bytes, cfg->fresh_ms,       cfg->max_open_indexes,
+                           cfg->tail_ms,     cfg->tail_max_bytes, cfg->probe_storage};
     s3v_status rc = h->qvec ? hd_registry_new(st, &ro, &h->reg) : s3v_errorf(S3V_ERR_NOMEM, "out of memory");
     if (rc != S3V_OK) {
         free(h->qvec);

@@ -60,6 +60,8 @@ typedef struct hd_config {
     size_t tail_max_bytes;        /* unindexed tail memory per open index; 0: the engine's default */
     const char *tmp_dir;          /* compaction's spill files; NULL: /tmp (copied) */
     size_t compact_max_bytes;     /* compaction's memory for the folded log; 0: the engine's default */
+    s3v_storage *probe_storage;   /* a second handle on the same storage: QueryVectors reads the log on it
+                                     while it searches (handler/registry.h); NULL: log first. Borrowed. */
 } hd_config;
 
 typedef struct hd_handler hd_handler;

@@ -114,14 +114,36 @@ s3v_status hd_not_found_index(hd_req *r, s3v_status st)
                       "The specified index could not be found: %s in vector bucket %s", r->idx, r->vb);
 }
 
+static s3v_status open_result(hd_req *r, s3v_status st)
+{
+    if (st == S3V_ERR_NOT_FOUND) return hd_not_found_index(r, st);
+    if (st != S3V_OK) return hd_err_status(r->err, st, NULL);
+    return S3V_OK;
+}
+
 s3v_status hd_open_index(hd_req *r, ivf_index **ix, hd_open_info *info)
 {
     uint64_t t0 = s3v_now_ns();
     s3v_status st = hd_registry_get(r->h->reg, r->vb, r->idx, r->deadline, ix, info);
     r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
-    if (st == S3V_ERR_NOT_FOUND) return hd_not_found_index(r, st);
-    if (st != S3V_OK) return hd_err_status(r->err, st, NULL);
-    return S3V_OK;
+    return open_result(r, st);
+}
+
+/* hd_open_index with the log read overlapping the caller's read (registry.h); settle_index after it. */
+static s3v_status open_index_overlapped(hd_req *r, ivf_index **ix, hd_open_info *info, int *pending)
+{
+    uint64_t t0 = s3v_now_ns();
+    s3v_status st = hd_registry_get_overlapped(r->h->reg, r->vb, r->idx, r->deadline, ix, info, pending);
+    r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
+    return open_result(r, st);
+}
+
+static s3v_status settle_index(hd_req *r, hd_open_info *info, int *redo)
+{
+    uint64_t t0 = s3v_now_ns();
+    s3v_status st = hd_registry_settle(r->h->reg, r->vb, r->idx, r->deadline, redo, info);
+    r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
+    return open_result(r, st);
 }
 
 /* ---- output helpers ---- */
@@ -267,7 +289,8 @@ s3v_status hd_op_query_vectors(hd_req *r)
     }
     ivf_index *ix;
     hd_open_info oi;
-    s3v_status st = hd_open_index(r, &ix, &oi);
+    int pending = 0;
+    s3v_status st = open_index_overlapped(r, &ix, &oi, &pending);
     if (st != S3V_OK) goto done;
     const ivf_manifest *m = ivf_index_manifest(ix);
     if (flt) {
@@ -288,6 +311,21 @@ s3v_status hd_op_query_vectors(hd_req *r)
     ivf_result res;
     uint64_t t0 = s3v_now_ns();
     st = ivf_index_search(ix, &q, &res);
+    if (pending) { /* the log was read meanwhile: new writes mean searching again */
+        int redo = 0;
+        r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
+        s3v_status ss = settle_index(r, &oi, &redo);
+        t0 = s3v_now_ns();
+        if (ss != S3V_OK || redo) {
+            if (st == S3V_OK) ivf_result_free(&res);
+            st = ss;
+        }
+        if (ss != S3V_OK) goto done;
+        if (redo) {
+            ix = hd_registry_peek(r->h->reg, r->vb, r->idx);
+            st = ix ? ivf_index_search(ix, &q, &res) : S3V_ERR_NOT_FOUND;
+        }
+    }
     if (st == S3V_ERR_NOT_FOUND) { /* a data object vanished: a writer replaced the generation */
         int changed = 0;
         s3v_status cs = hd_registry_recheck(r->h->reg, r->vb, r->idx, r->deadline, &changed);

@@ -1,6 +1,7 @@
 /* handler/registry.c: open indexes, the shared cluster cache, freshness checks. */
 #include "handler/registry.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,30 @@ typedef struct writer_entry {
     uint64_t used_seq;
 } writer_entry;
 
+/* The background log probe: one worker thread with its own storage handle GETs one log slot while the
+ * caller's thread serves the read (hd_registry_get_overlapped / hd_registry_settle). */
+typedef struct probe {
+    s3v_storage *st; /* borrowed; NULL: no probe, reads refresh the log first */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running;           /* the thread exists */
+    int stop;              /* asks the thread to end */
+    int busy;              /* a GET is asked for or under way */
+    char name[NAME_CAP];   /* the index it is for */
+    char key[WAL_KEY_MAX]; /* the slot's storage key */
+    uint64_t seq;          /* the slot */
+    uint64_t deadline;
+    uint64_t wall_ms; /* when it was asked for (becomes the entry's tail_wall_ms) */
+    s3v_status got;   /* the GET's outcome, and its body */
+    uint8_t *bytes;
+    size_t size;
+    char err[512]; /* the worker thread's error message (messages are per thread) */
+} probe;
+
 struct hd_registry {
     s3v_storage *st;
+    probe pr;
     cluster_cache *cache;
     uint32_t fresh_ms;
     uint32_t max_open;
@@ -40,11 +63,58 @@ struct hd_registry {
     uint64_t seq;
 };
 
+static void *probe_main(void *arg)
+{
+    probe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->busy && !p->stop) pthread_cond_wait(&p->cv, &p->mu);
+        if (p->stop) break;
+        pthread_mutex_unlock(&p->mu);
+        s3v_buf b;
+        s3v_buf_init(&b, WAL_MAX_OBJECT_SIZE);
+        s3v_status got = s3v_storage_get(p->st, p->key, p->deadline, &b, NULL);
+        size_t size = 0;
+        uint8_t *bytes = got == S3V_OK ? s3v_buf_take(&b, &size) : NULL;
+        s3v_buf_free(&b);
+        pthread_mutex_lock(&p->mu);
+        p->got = got;
+        p->bytes = bytes;
+        p->size = size;
+        snprintf(p->err, sizeof p->err, "%s", got == S3V_OK ? "" : s3v_errmsg(got));
+        s3v_error_clear();
+        p->busy = 0;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Waits until the probe is idle. */
+static void probe_wait(probe *p)
+{
+    if (!p->running) return;
+    pthread_mutex_lock(&p->mu);
+    while (p->busy) pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Waits for a probe nobody settled (the read failed before it could) and drops its result: the slot
+ * is simply read again by the next refresh. */
+static void probe_discard(probe *p)
+{
+    probe_wait(p);
+    free(p->bytes);
+    p->bytes = NULL;
+    p->name[0] = 0;
+}
+
 s3v_status hd_registry_new(s3v_storage *st, const hd_registry_opts *opts, hd_registry **out)
 {
     hd_registry *r = calloc(1, sizeof *r);
     if (!r) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
     r->st = st;
+
     r->fresh_ms = opts->fresh_ms;
     r->max_open = opts->max_open ? opts->max_open : DEFAULT_MAX_OPEN;
     r->tail_ms = opts->tail_ms;
@@ -59,6 +129,19 @@ s3v_status hd_registry_new(s3v_storage *st, const hd_registry_opts *opts, hd_reg
         free(r);
         return rc;
     }
+    r->pr.st = opts->probe_storage;
+    if (r->pr.st) {
+        pthread_mutex_init(&r->pr.mu, NULL);
+        pthread_cond_init(&r->pr.cv, NULL);
+        if (pthread_create(&r->pr.thread, NULL, probe_main, &r->pr) == 0) {
+            r->pr.running = 1;
+        } else {
+            s3v_log(S3V_LOG_WARN, "cannot start the log probe thread; reads will read the log first");
+            pthread_cond_destroy(&r->pr.cv);
+            pthread_mutex_destroy(&r->pr.mu);
+            r->pr.st = NULL;
+        }
+    }
     *out = r;
     return S3V_OK;
 }
@@ -66,6 +149,16 @@ s3v_status hd_registry_new(s3v_storage *st, const hd_registry_opts *opts, hd_reg
 void hd_registry_free(hd_registry *r)
 {
     if (!r) return;
+    if (r->pr.running) {
+        probe_discard(&r->pr);
+        pthread_mutex_lock(&r->pr.mu);
+        r->pr.stop = 1;
+        pthread_cond_broadcast(&r->pr.cv);
+        pthread_mutex_unlock(&r->pr.mu);
+        pthread_join(r->pr.thread, NULL);
+        pthread_cond_destroy(&r->pr.cv);
+        pthread_mutex_destroy(&r->pr.mu);
+    }
     for (size_t i = 0; i < r->len; i++) ivf_index_close(r->e[i].ix);
     for (size_t i = 0; i < r->wlen; i++) wal_writer_free(r->w[i].w);
     free(r->e);
@@ -146,12 +239,33 @@ static s3v_status check(hd_registry *r, entry *e, uint64_t deadline, int *change
     return st;
 }
 
-s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint64_t deadline,
-                           ivf_index **out, hd_open_info *info)
+/* Applies the outcome of a log read to entry e (the reopen and error rules both paths share). */
+static s3v_status after_log_read(hd_registry *r, entry *e, s3v_status st, int reo, hd_open_info *info,
+                                 uint64_t deadline)
+{
+    if (st == S3V_OK && reo) {
+        st = reopen(r, e, deadline);
+        if (st == S3V_OK) info->reloaded = 1;
+    }
+    if (st == S3V_ERR_NOT_FOUND && reo) {
+        char name[NAME_CAP];
+        memcpy(name, e->name, sizeof name);
+        remove_entry(r, e);
+        return s3v_error_context(st, "index %s", name);
+    }
+    /* not serving acknowledged writes would be a wrong answer: the request fails */
+    if (st != S3V_OK) return s3v_error_context(st, "reading the log of index %s", e->name);
+    return S3V_OK;
+}
+
+static s3v_status get_impl(hd_registry *r, const char *vb, const char *idx, uint64_t deadline,
+                           ivf_index **out, hd_open_info *info, int *pending)
 {
     hd_open_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
+    if (pending) *pending = 0;
+    if (r->pr.name[0]) probe_discard(&r->pr);
     char name[NAME_CAP];
     join_name(name, vb, idx);
     uint64_t t0 = s3v_now_ns();
@@ -174,28 +288,32 @@ s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint
             info->reloaded = changed;
         }
         uint64_t tnow = s3v_wall_ms();
+        probe *p = &r->pr;
         if (!info->reloaded && (tnow - e->tail_wall_ms >= r->tail_ms || tnow < e->tail_wall_ms)) {
-            int reo = 0;
-            ivf_refresh_info ri;
-            s3v_status st = ivf_index_refresh(e->ix, deadline, &reo, &ri);
             info->tail_checked = 1;
-            info->tail_objects = ri.objects;
-            info->tail_requests = ri.requests;
-            if (st == S3V_OK && reo) {
-                st = reopen(r, e, deadline);
-                if (st == S3V_OK) info->reloaded = 1;
+            if (pending && p->running && ivf_index_next_log_key(e->ix, p->key, sizeof p->key, &p->seq)) {
+                /* only the next slot's GET is due: the worker makes it while the caller reads */
+                memcpy(p->name, name, sizeof p->name);
+                p->deadline = deadline;
+                p->wall_ms = tnow;
+                pthread_mutex_lock(&p->mu);
+                p->busy = 1;
+                pthread_cond_broadcast(&p->cv);
+                pthread_mutex_unlock(&p->mu);
+                *pending = 1;
+            } else {
+                int reo = 0;
+                ivf_refresh_info ri;
+                s3v_status st = ivf_index_refresh(e->ix, deadline, &reo, &ri);
+                info->tail_objects = ri.objects;
+                info->tail_requests = ri.requests;
+                st = after_log_read(r, e, st, reo, info, deadline);
+                if (st != S3V_OK) {
+                    info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
+                    return st;
+                }
+                e->tail_wall_ms = tnow;
             }
-            if (st == S3V_ERR_NOT_FOUND && reo) {
-                remove_entry(r, e);
-                info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
-                return s3v_error_context(st, "index %s", name);
-            }
-            /* not serving acknowledged writes would be a wrong answer: the request fails */
-            if (st != S3V_OK) {
-                info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
-                return s3v_error_context(st, "reading the log of index %s", name);
-            }
-            e->tail_wall_ms = tnow;
         }
         e->used_seq = ++r->seq;
         info->ms_open = (double)(s3v_now_ns() - t0) / 1e6;
@@ -227,9 +345,58 @@ s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint
     return S3V_OK;
 }
 
+s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint64_t deadline,
+                           ivf_index **out, hd_open_info *info)
+{
+    return get_impl(r, vb, idx, deadline, out, info, NULL);
+}
+
+s3v_status hd_registry_get_overlapped(hd_registry *r, const char *vb, const char *idx, uint64_t deadline,
+                                      ivf_index **out, hd_open_info *info, int *pending)
+{
+    return get_impl(r, vb, idx, deadline, out, info, pending);
+}
+
+s3v_status hd_registry_settle(hd_registry *r, const char *vb, const char *idx, uint64_t deadline, int *redo,
+                              hd_open_info *info)
+{
+    *redo = 0;
+    probe *p = &r->pr;
+    char name[NAME_CAP];
+    join_name(name, vb, idx);
+    if (!p->name[0] || strcmp(p->name, name) != 0) return S3V_OK; /* nothing pending for this index */
+    uint64_t t0 = s3v_now_ns();
+    probe_wait(p);
+    p->name[0] = 0;
+    uint8_t *bytes = p->bytes;
+    p->bytes = NULL;
+    entry *e = find(r, name);
+    if (!e) { /* cannot happen between get and settle; be safe: read again */
+        free(bytes);
+        *redo = 1;
+        return S3V_OK;
+    }
+    s3v_status got = p->got;
+    if (got != S3V_OK && got != S3V_ERR_NOT_FOUND) got = s3v_errorf(got, "%s", p->err);
+    int reo = 0;
+    ivf_refresh_info ri;
+    s3v_status st =
+        ivf_index_refresh_from(e->ix, p->seq, got, bytes, bytes ? p->size : 0, deadline, &reo, &ri);
+    info->tail_objects += ri.objects;
+    info->tail_requests += ri.requests;
+    uint64_t tail_wall = p->wall_ms;
+    st = after_log_read(r, e, st, reo, info, deadline);
+    info->ms_open += (double)(s3v_now_ns() - t0) / 1e6;
+    if (st != S3V_OK) return st;
+    e->tail_wall_ms = tail_wall;
+    *redo = ri.objects > 0 || reo;
+    return S3V_OK;
+}
+
 s3v_status hd_registry_recheck(hd_registry *r, const char *vb, const char *idx, uint64_t deadline,
                                int *changed)
 {
+    if (r->pr.name[0]) probe_discard(&r->pr);
     *changed = 0;
     char name[NAME_CAP];
     join_name(name, vb, idx);
@@ -272,6 +439,7 @@ s3v_status hd_registry_writer(hd_registry *r, const char *vb, const char *idx, w
 
 void hd_registry_forget(hd_registry *r, const char *vb, const char *idx)
 {
+    if (r->pr.name[0]) probe_discard(&r->pr);
     char name[NAME_CAP];
     join_name(name, vb, idx);
     entry *e = find(r, name);

@@ -26,7 +26,8 @@
  *
  * Ownership: the registry borrows the storage (which must outlive it) and owns the cache and the
  * indexes. Index pointers it returns stay valid until the next registry call.
- * Threading: one thread at a time (the Lambda runtime is single-threaded). */
+ * Threading: one thread at a time (the Lambda runtime is single-threaded); the registry's own probe
+ * thread only ever touches the probe storage and its own buffers. */
 #ifndef S3V_HD_REGISTRY_H
 #define S3V_HD_REGISTRY_H
 
@@ -42,11 +43,13 @@
 typedef struct hd_registry hd_registry;
 
 typedef struct hd_registry_opts {
-    size_t cache_bytes;    /* cluster cache budget */
-    uint32_t fresh_ms;     /* freshness interval (wall clock) */
-    uint32_t max_open;     /* 0: 32 */
-    uint32_t tail_ms;      /* read the log at most this often (wall clock); 0: before every read */
-    size_t tail_max_bytes; /* per open index; 0: IVF_TAIL_DEFAULT_MAX_BYTES */
+    size_t cache_bytes;         /* cluster cache budget */
+    uint32_t fresh_ms;          /* freshness interval (wall clock) */
+    uint32_t max_open;          /* 0: 32 */
+    uint32_t tail_ms;           /* read the log at most this often (wall clock); 0: before every read */
+    size_t tail_max_bytes;      /* per open index; 0: IVF_TAIL_DEFAULT_MAX_BYTES */
+    s3v_storage *probe_storage; /* a second handle on the same storage, for the background log probe
+                                   (hd_registry_get_overlapped); NULL: none. Borrowed. */
 } hd_registry_opts;
 
 /* What a get cost, for per-query statistics and logs. */
@@ -69,6 +72,24 @@ void hd_registry_free(hd_registry *r);
  * be NULL. */
 S3V_MUST_USE s3v_status hd_registry_get(hd_registry *r, const char *vb, const char *idx, uint64_t deadline_ns,
                                         ivf_index **out, hd_open_info *info);
+
+/* Read-your-writes without the wait: like hd_registry_get, but when the one GET of the next log slot is
+ * all the read of the log needs now (the common warm case) and a probe storage was given, that GET is
+ * made by the registry's worker thread, on the probe storage, while the caller serves its read with the
+ * index as it is; *pending = 1. The caller then calls hd_registry_settle before any other registry call
+ * (another call drops the probe's result unread, which only means the slot is read again next time).
+ * A read thus costs max(GET, read) instead of GET + read. */
+S3V_MUST_USE s3v_status hd_registry_get_overlapped(hd_registry *r, const char *vb, const char *idx,
+                                                   uint64_t deadline_ns, ivf_index **out, hd_open_info *info,
+                                                   int *pending);
+
+/* Waits for the probe of vb/idx and applies what it found (reading any later slots itself). *redo = 1
+ * when there were new writes or the index was re-opened: the read served meanwhile may miss them and
+ * must be made again on hd_registry_peek(vb, idx). Errors as hd_registry_get's log read (the request
+ * fails rather than miss an acknowledged write); NOT_FOUND when the index is gone. info's tail fields
+ * and ms_open are added to. */
+S3V_MUST_USE s3v_status hd_registry_settle(hd_registry *r, const char *vb, const char *idx,
+                                           uint64_t deadline_ns, int *redo, hd_open_info *info);
 
 /* Re-checks vb/idx now (after a read failed with NOT_FOUND on a data object, which happens when a
  * writer replaced the generation and deleted the old objects). *changed = 1 when a newer generation

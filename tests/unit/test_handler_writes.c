@@ -74,13 +74,14 @@ static cJSON *expect_ok(hd_handler *h, const char *event, const char *what)
     return j;
 }
 
-static hd_handler *new_handler(s3v_storage *st, int allow_writes, uint32_t tail_ms)
+static hd_handler *new_handler(s3v_storage *st, int allow_writes, uint32_t tail_ms, s3v_storage *probe_st)
 {
     hd_config cfg = {.cache_bytes = 8 << 20,
                      .fresh_ms = 10000,
                      .allow_writes = allow_writes,
                      .tail_ms = tail_ms,
-                     .tmp_dir = root};
+                     .tmp_dir = root,
+                     .probe_storage = probe_st};
     hd_handler *h = NULL;
     if (hd_handler_new(&cfg, st, &h) != S3V_OK) return NULL;
     return h;
@@ -126,7 +127,7 @@ static cJSON *get_keys(hd_handler *h, const char *keys_json)
 
 static void test_read_only(s3v_storage *st)
 {
-    hd_handler *h = new_handler(st, 0, 0);
+    hd_handler *h = new_handler(st, 0, 0, NULL);
     REQUIRE(h != NULL, "handler");
     const char *ops[] = {"CreateIndex", "DeleteIndex", "PutVectors", "DeleteVectors", "Compact"};
     for (size_t i = 0; i < 5; i++) {
@@ -315,6 +316,33 @@ static void test_read_your_writes(hd_handler *a, hd_handler *b, hd_handler *lazy
     CHECK(stats && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(stats, "tailChecked")) &&
               cJSON_GetObjectItemCaseSensitive(stats, "tailVectors")->valueint == 41,
           "statistics: the tail was read and searched");
+    /* b reads the log on its probe thread while it searches: the search ran before the new slot was
+     * applied, so it was made again */
+    CHECK(stats && cJSON_GetObjectItemCaseSensitive(stats, "tailObjectsRead")->valueint == 1,
+          "statistics: the one new log object was read (by the probe)");
+    cJSON_Delete(j);
+    j = expect_ok(b, q, "the same query, nothing new");
+    stats = cJSON_GetObjectItemCaseSensitive(j, "statistics");
+    CHECK(count_keys(j) == 41 && stats &&
+              cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(stats, "tailChecked")) &&
+              cJSON_GetObjectItemCaseSensitive(stats, "tailObjectsRead")->valueint == 0,
+          "nothing new: the probe's free slot confirms the answer (%d keys)", count_keys(j));
+    cJSON_Delete(j);
+    for (int round = 0; round < 3; round++) { /* writes by a, each seen by b's very next query */
+        char *evr = put_event(100 + round, 101 + round, 0.5f, NULL);
+        cJSON_Delete(expect_ok(a, evr, "PutVectors 1"));
+        free(evr);
+        j = expect_ok(b, q, "query after one more write");
+        CHECK(count_keys(j) == 42 + round, "write %d is seen by the next query (%d keys)", round,
+              count_keys(j));
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(expect_ok(a,
+                           "{\"operation\":\"DeleteVectors\",\"vectorBucketName\":\"" VB
+                           "\",\"indexName\":\"" IX "\",\"keys\":[\"k100\",\"k101\",\"k102\"]}",
+                           "DeleteVectors k100..k102"));
+    j = expect_ok(b, q, "query after the delete");
+    CHECK(count_keys(j) == 41, "the deletes are seen by the next query (%d keys)", count_keys(j));
     cJSON_Delete(j);
     j = expect_ok(lazy, q, "query through the lazy handler");
     CHECK(count_keys(j) == 1, "a handler told to read the log every minute does not see them yet (%d)",
@@ -443,10 +471,14 @@ int main(void)
     kern_init(0);
     snprintf(root, sizeof root, "/tmp/s3vec-test-hw-XXXXXX");
     if (!mkdtemp(root)) return 1;
-    s3v_storage *st;
+    s3v_storage *st, *probe_st;
     if (s3v_storage_local_open(root, 0, &st) != S3V_OK) return 1;
+    if (s3v_storage_local_open(root, 0, &probe_st) != S3V_OK) return 1;
     test_read_only(st);
-    hd_handler *a = new_handler(st, 1, 0), *b = new_handler(st, 1, 0), *lazy = new_handler(st, 1, 60000);
+    /* b reads the log on a second storage handle while it searches (as the bootstrap does); a and lazy
+     * read it first */
+    hd_handler *a = new_handler(st, 1, 0, NULL), *b = new_handler(st, 1, 0, probe_st),
+               *lazy = new_handler(st, 1, 60000, NULL);
     if (!a || !b || !lazy) return 1;
     test_create(a);
     test_put_validation(a);
@@ -455,6 +487,7 @@ int main(void)
     hd_handler_free(a);
     hd_handler_free(b);
     hd_handler_free(lazy);
+    s3v_storage_close(probe_st);
     s3v_storage_close(st);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", root);
