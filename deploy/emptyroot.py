@@ -11,7 +11,7 @@ machine's libraries:
   /proc                                  this machine's /proc
   /etc/pki/tls/certs/ca-bundle.crt       a CA bundle where Amazon Linux keeps it (--ca-bundle)
   /lib64/libc.so.6, /usr/lib64/libcurl.so.4
-                                         decoys: a *different* library (the package's own libz) under
+                                         decoys: a *different* library (the package's own libz or libm) under
                                          the names the bootstrap needs, in the folders Lambda puts first
                                          on LD_LIBRARY_PATH. If the loader ever took a library from there
                                          (as it would with DT_RUNPATH), the bootstrap would fail to start.
@@ -127,7 +127,10 @@ def prepare_root(zip_path, root, arch, ca_bundle=None, decoys=True):
     if ca:
         shutil.copy(ca, root / "etc/pki/tls/certs/ca-bundle.crt")
     if decoys:
-        wrong = task / "lib" / "libz.so.1"
+        # any bundled library that is not libc serves as the wrong file (static zips bundle only glibc)
+        wrong = next((task / "lib" / n for n in ("libz.so.1", "libm.so.6") if (task / "lib" / n).exists()), None)
+        if wrong is None:
+            raise ValueError("the zip bundles neither lib/libz.so.1 nor lib/libm.so.6 to plant as a decoy")
         for d, name in (("lib64", "libc.so.6"), ("usr/lib64", "libcurl.so.4")):
             (root / d).mkdir(parents=True, exist_ok=True)
             shutil.copy(wrong, root / d / name)
