@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/rng.h"
 #include "engine/kernels.h"
 
@@ -39,12 +40,7 @@ static volatile uint64_t sink; /* keeps results alive */
 /* Time is this thread's CPU time (CLOCK_THREAD_CPUTIME_ID): on a shared machine, time slices given to
  * other processes are not counted. Memory traffic of other processes still competes, for the kernel
  * and the read loop alike, which is why each ratio pairs passes run back to back. */
-static uint64_t cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+static uint64_t cpu_ns(void) { return s3v_thread_cpu_ns(); }
 
 static double secs(uint64_t t0) { return (double)(cpu_ns() - t0) * 1e-9; }
 

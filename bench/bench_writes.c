@@ -57,12 +57,7 @@ static const char HELP[] =
 
 static const char *env_lookup(const char *n) { return getenv(n); }
 
-static uint64_t cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+static uint64_t cpu_ns(void) { return s3v_thread_cpu_ns(); }
 
 static int cmp_double(const void *a, const void *b)
 {

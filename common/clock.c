@@ -3,6 +3,13 @@
 
 #include <time.h>
 
+uint64_t s3v_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t s3v_now_ns(void)
 {
     struct timespec ts;

@@ -9,6 +9,8 @@
 
 uint64_t s3v_now_ns(void);  /* CLOCK_MONOTONIC */
 uint64_t s3v_wall_ms(void); /* CLOCK_REALTIME, milliseconds since the Unix epoch */
+/* CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): what benchmarks time on a shared machine. */
+uint64_t s3v_thread_cpu_ns(void);
 /* Milliseconds left before deadline (0 when passed; INT64_MAX-ish for S3V_NO_DEADLINE). */
 int64_t s3v_deadline_left_ms(uint64_t deadline_ns);
 /* A deadline `ms` milliseconds from now. */
