@@ -13,6 +13,7 @@
 
 #include "bootstrap/config.h"
 #include "bootstrap/runtime.h"
+#include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "engine/kernels.h"
@@ -66,6 +67,7 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
     uint64_t t_start = s3v_now_ns();
+    s3v_alloc_tune();
     signal(SIGPIPE, SIG_IGN);
     char msg[1024];
     bs_config cfg;

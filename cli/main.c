@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "engine/kernels.h"
 #include "engine/version.h"
@@ -31,6 +32,7 @@ static const char USAGE[] =
 
 int main(int argc, char **argv)
 {
+    s3v_alloc_tune();
     const char *lvl = getenv("S3VEC_LOG");
     s3v_log_level level;
     if (lvl && s3v_log_parse_level(lvl, &level) == 0) s3v_log_set_level(level);

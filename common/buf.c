@@ -4,6 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 void s3v_buf_init(s3v_buf *b, size_t max)
@@ -80,4 +83,12 @@ uint8_t *s3v_buf_take(s3v_buf *b, size_t *size)
     b->len = 0;
     b->cap = 0;
     return p;
+}
+
+void s3v_alloc_tune(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }

@@ -33,4 +33,11 @@ void s3v_buf_free(s3v_buf *b);
  * to empty (max kept). Returns NULL for an empty buffer. */
 uint8_t *s3v_buf_take(s3v_buf *b, size_t *size);
 
+/* Process-wide allocator policy for programs that download and free many cluster-sized buffers (main()
+ * of bootstrap/ and cli/ call it first): allocations up to 64 MiB come from the heap instead of fresh
+ * mmap()s, and freed memory is kept (not trimmed back to the kernel) up to 1 GiB, so the next query
+ * reuses pages instead of faulting them in again (page faults were 30% of a cold query's CPU in
+ * bench/results/s3.md). A no-op outside glibc. */
+void s3v_alloc_tune(void);
+
 #endif

@@ -295,7 +295,8 @@ static s3v_status env_uint(s3v_getenv_fn env, const char *name, unsigned lo, uns
 
 static s3v_status load_tunables(s3_config *cfg, s3v_getenv_fn env)
 {
-    cfg->max_concurrency = 32;
+    cfg->max_concurrency =
+        64; /* the default nprobe of a large index is 64: one round trip for all its ranges */
     cfg->max_attempts = 5;
     cfg->backoff_base_ms = 25;
     cfg->backoff_cap_ms = 2000;

@@ -16,7 +16,7 @@
  *                (http://host:port/<bucket>/<key>) unless S3VEC_S3_ADDRESSING=virtual.
  *   CA bundle    AWS_CA_BUNDLE; else the first of /etc/pki/tls/certs/ca-bundle.crt (Amazon Linux)
  *                and /etc/ssl/certs/ca-certificates.crt (Debian) that exists; else libcurl's default.
- *   tunables     S3VEC_S3_MAX_CONCURRENCY (1..256, default 32), S3VEC_S3_MAX_ATTEMPTS (1..20, 5),
+ *   tunables     S3VEC_S3_MAX_CONCURRENCY (1..256, default 64), S3VEC_S3_MAX_ATTEMPTS (1..20, 5),
  *                S3VEC_S3_BACKOFF_BASE_MS (1..10000, 25), S3VEC_S3_BACKOFF_CAP_MS (1..60000, 2000),
  *                S3VEC_S3_HEDGE (0|1, 1), S3VEC_S3_HEDGE_MIN_MS (1..60000, 50),
  *                S3VEC_S3_PART_SIZE_MB (5..5120, 8), S3VEC_S3_UPLOAD_CONCURRENCY (1..64, 4),

@@ -98,7 +98,7 @@ static void test_env_credentials(void)
     CHECK(!strcmp(c.scheme, "https") && !strcmp(c.host, "bucket.s3.us-east-1.amazonaws.com") &&
               !c.base_path[0] && !c.path_style,
           "AWS virtual host: %s %s", c.host, c.base_path);
-    CHECK(c.max_concurrency == 32 && c.max_attempts == 5 && c.hedge == 1 && c.part_size == 8u << 20 &&
+    CHECK(c.max_concurrency == 64 && c.max_attempts == 5 && c.hedge == 1 && c.part_size == 8u << 20 &&
               c.upload_concurrency == 4,
           "default tunables");
     s3_config_wipe(&c);
