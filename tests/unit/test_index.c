@@ -67,20 +67,10 @@ static float true_dist(ivf_metric m, const float *q, const float *x)
 static int brute(ivf_metric m, const float *q, int k, int (*pred)(int), int *out)
 {
     int n = 0;
-    float best[64];
+    double best[64]; /* float distances: their order is the same in double */
     for (int i = 0; i < N; i++) {
         if (pred && !pred(i)) continue;
-        float d = true_dist(m, q, data + i * D);
-        int pos = n < k ? n++ : k;
-        if (pos == k && d >= best[k - 1]) continue;
-        if (pos == k) pos = k - 1;
-        while (pos > 0 && best[pos - 1] > d) {
-            best[pos] = best[pos - 1];
-            out[pos] = out[pos - 1];
-            pos--;
-        }
-        best[pos] = d;
-        out[pos] = i;
+        tu_topk_insert(best, out, &n, k, true_dist(m, q, data + i * D), i);
     }
     return n;
 }

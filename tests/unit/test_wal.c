@@ -481,17 +481,7 @@ static int brute_k(ivf_metric m, const float *q, int k, int genre, int *out, dou
     int n = 0;
     for (int i = 0; i < NKEYS; i++) {
         if (!M.live[i] || (genre >= 0 && M.genre[i] != genre)) continue;
-        double d = dist(m, q, M.vec[i]);
-        int pos = n < k ? n++ : k;
-        if (pos == k && d >= outd[k - 1]) continue;
-        if (pos == k) pos = k - 1;
-        while (pos > 0 && outd[pos - 1] > d) {
-            outd[pos] = outd[pos - 1];
-            out[pos] = out[pos - 1];
-            pos--;
-        }
-        outd[pos] = d;
-        out[pos] = i;
+        tu_topk_insert(outd, out, &n, k, dist(m, q, M.vec[i]), i);
     }
     return n;
 }
@@ -798,16 +788,7 @@ static void churn_check(ivf_tail *t, ivf_metric metric, s3v_rng *r, int n, int n
         for (int i = 0; i < n; i++) { /* brute force: insertion into the 10 best */
             double dd = dist(metric, q, vals[i]);
             if (metric == IVF_METRIC_EUCLIDEAN) dd *= dd;
-            int p = nb < 10 ? nb++ : 10;
-            if (p == 10 && dd >= best[9]) continue;
-            if (p == 10) p = 9;
-            while (p > 0 && best[p - 1] > dd) {
-                best[p] = best[p - 1];
-                bi[p] = bi[p - 1];
-                p--;
-            }
-            best[p] = dd;
-            bi[p] = i;
+            tu_topk_insert(best, bi, &nb, 10, dd, i);
         }
         topk h;
         REQUIRE(topk_init(&h, 10) == S3V_OK, "topk");

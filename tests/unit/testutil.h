@@ -46,6 +46,22 @@ static inline const char *tu_shared_data_dir(void)
     return path;
 }
 
+/* Brute-force top k: inserts candidate `id` at distance d into best[0..*n) / ids[0..*n), kept sorted by
+ * distance (ties: the earlier candidate first), at most k long. */
+static inline void tu_topk_insert(double *best, int *ids, int *n, int k, double d, int id)
+{
+    int pos = *n < k ? (*n)++ : k;
+    if (pos == k && d >= best[k - 1]) return;
+    if (pos == k) pos = k - 1;
+    while (pos > 0 && best[pos - 1] > d) {
+        best[pos] = best[pos - 1];
+        ids[pos] = ids[pos - 1];
+        pos--;
+    }
+    best[pos] = d;
+    ids[pos] = id;
+}
+
 /* Removes a directory tree (a test's temporary folder); symbolic links are removed, never followed. */
 static inline void tu_rm_rf(const char *path)
 {
