@@ -14,7 +14,7 @@ is cold. Each process (origin, relays, s3vec) is a separate process; the client 
 Per query, from the index files (manifest, centroids object: FORMAT.md), this script recomputes the
 probed clusters (the nprobe nearest centroids, nearest first, ties by id, as engine/index.c) and so the
 exact ranges, and checks them against the bytes the client reports. For those ranges, with the client's
-concurrency C (S3VEC_S3_MAX_CONCURRENCY, 32) and the client's order (nearest first, the next range on the
+concurrency C (S3VEC_S3_MAX_CONCURRENCY, default 64) and the client's order (nearest first, the next range on the
 first connection to free up):
   bound      = one round trip + the largest per-connection transfer: L + max_conn(bytes on conn) / B
                (the issue's lower bound; with nprobe <= C every range has its own connection)
@@ -347,7 +347,7 @@ def main():
     ap.add_argument("--encodings", default="f32,f16")
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--bandwidth-mbps", type=float, default=80.0)
-    ap.add_argument("--concurrency", type=int, default=32, help="S3VEC_S3_MAX_CONCURRENCY (client default 32)")
+    ap.add_argument("--concurrency", type=int, default=64, help="S3VEC_S3_MAX_CONCURRENCY (client default 64)")
     ap.add_argument("--wide", action="store_true",
                     help="also run nprobe > concurrency with S3VEC_S3_MAX_CONCURRENCY = nprobe")
     ap.add_argument("--skip", default="",
