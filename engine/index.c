@@ -200,6 +200,26 @@ fail:
     return st;
 }
 
+/* Applies the outcome of one GET of log slot seq (status `got`, body bytes/size, taken over): a missing
+ * object means the slot is free and nothing is new (*more = 0); an object is applied (*more = 1: the next
+ * slot may hold another). */
+static s3v_status apply_slot(ivf_index *ix, uint64_t seq, s3v_status got, uint8_t *bytes, size_t size,
+                             ivf_refresh_info *info, int *more)
+{
+    *more = 0;
+    if (got != S3V_OK) {
+        free(bytes);
+        if (got != S3V_ERR_NOT_FOUND) return got;
+        s3v_error_clear();
+        return S3V_OK;
+    }
+    if (!bytes) return log_corrupt(ix, s3v_errorf(S3V_ERR_CORRUPT, "empty object"), seq);
+    S3V_TRY(apply_object(ix, bytes, size, seq));
+    info->objects++;
+    *more = 1;
+    return S3V_OK;
+}
+
 /* Reads slot after slot until one is missing; switches to a listing when several are new. */
 static s3v_status tail_catch_up(ivf_index *ix, uint64_t deadline, ivf_refresh_info *info)
 {
@@ -212,20 +232,12 @@ static s3v_status tail_catch_up(ivf_index *ix, uint64_t deadline, ivf_refresh_in
         s3v_buf_init(&b, WAL_MAX_OBJECT_SIZE);
         info->requests++;
         s3v_status st = s3v_storage_get(ix->st, key, deadline, &b, NULL);
-        if (st == S3V_ERR_NOT_FOUND) {
-            s3v_buf_free(&b);
-            s3v_error_clear();
-            return S3V_OK;
-        }
-        if (st != S3V_OK) {
-            s3v_buf_free(&b);
-            return st;
-        }
-        size_t size;
-        uint8_t *bytes = s3v_buf_take(&b, &size);
-        if (!bytes) return log_corrupt(ix, s3v_errorf(S3V_ERR_CORRUPT, "empty object"), seq);
-        S3V_TRY(apply_object(ix, bytes, size, seq));
-        info->objects++;
+        size_t size = 0;
+        uint8_t *bytes = st == S3V_OK ? s3v_buf_take(&b, &size) : NULL;
+        s3v_buf_free(&b);
+        int more;
+        S3V_TRY(apply_slot(ix, seq, st, bytes, size, info, &more));
+        if (!more) return S3V_OK;
     }
 }
 
@@ -491,20 +503,9 @@ s3v_status ivf_index_refresh_from(ivf_index *ix, uint64_t seq, s3v_status got, u
         return ivf_index_refresh(ix, deadline, reopen, info);
     }
     info->requests++;
-    if (got == S3V_ERR_NOT_FOUND) { /* the slot is free: nothing was written since the last read */
-        free(bytes);
-        return S3V_OK;
-    }
-    if (got != S3V_OK) {
-        free(bytes);
-        return got;
-    }
-    if (!bytes) return log_corrupt(ix, s3v_errorf(S3V_ERR_CORRUPT, "empty object"), seq);
-    s3v_status st = apply_object(ix, bytes, size, seq);
-    if (st == S3V_OK) {
-        info->objects++;
-        st = tail_catch_up(ix, deadline, info);
-    }
+    int more;
+    s3v_status st = apply_slot(ix, seq, got, bytes, size, info, &more);
+    if (st == S3V_OK && more) st = tail_catch_up(ix, deadline, info);
     return dropped_to_reopen(ix, st, reopen);
 }
 

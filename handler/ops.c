@@ -121,21 +121,19 @@ static s3v_status open_result(hd_req *r, s3v_status st)
     return S3V_OK;
 }
 
-s3v_status hd_open_index(hd_req *r, ivf_index **ix, hd_open_info *info)
-{
-    uint64_t t0 = s3v_now_ns();
-    s3v_status st = hd_registry_get(r->h->reg, r->vb, r->idx, r->deadline, ix, info);
-    r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
-    return open_result(r, st);
-}
-
-/* hd_open_index with the log read overlapping the caller's read (registry.h); settle_index after it. */
+/* hd_open_index, with the log read overlapping the caller's read when pending is not NULL (registry.h);
+ * settle_index after that read. */
 static s3v_status open_index_overlapped(hd_req *r, ivf_index **ix, hd_open_info *info, int *pending)
 {
     uint64_t t0 = s3v_now_ns();
     s3v_status st = hd_registry_get_overlapped(r->h->reg, r->vb, r->idx, r->deadline, ix, info, pending);
     r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
     return open_result(r, st);
+}
+
+s3v_status hd_open_index(hd_req *r, ivf_index **ix, hd_open_info *info)
+{
+    return open_index_overlapped(r, ix, info, NULL);
 }
 
 static s3v_status settle_index(hd_req *r, hd_open_info *info, int *redo)
@@ -316,7 +314,7 @@ s3v_status hd_op_query_vectors(hd_req *r)
         r->ms_engine += (double)(s3v_now_ns() - t0) / 1e6;
         s3v_status ss = settle_index(r, &oi, &redo);
         t0 = s3v_now_ns();
-        if (ss != S3V_OK || redo) {
+        if (ss != S3V_OK || redo) { /* this answer is not served */
             if (st == S3V_OK) ivf_result_free(&res);
             st = ss;
         }

@@ -90,6 +90,18 @@ static void *probe_main(void *arg)
     return NULL;
 }
 
+/* Hands the GET of log slot seq (storage key p->key, already written) for index `name` to the worker. */
+static void probe_start(probe *p, const char *name, uint64_t deadline, uint64_t wall_ms)
+{
+    memcpy(p->name, name, sizeof p->name);
+    p->deadline = deadline;
+    p->wall_ms = wall_ms;
+    pthread_mutex_lock(&p->mu);
+    p->busy = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Waits until the probe is idle. */
 static void probe_wait(probe *p)
 {
@@ -100,9 +112,10 @@ static void probe_wait(probe *p)
 }
 
 /* Waits for a probe nobody settled (the read failed before it could) and drops its result: the slot
- * is simply read again by the next refresh. */
+ * is simply read again by the next refresh. Nothing to do when no probe is outstanding. */
 static void probe_discard(probe *p)
 {
+    if (!p->name[0]) return;
     probe_wait(p);
     free(p->bytes);
     p->bytes = NULL;
@@ -114,7 +127,6 @@ s3v_status hd_registry_new(s3v_storage *st, const hd_registry_opts *opts, hd_reg
     hd_registry *r = calloc(1, sizeof *r);
     if (!r) return s3v_errorf(S3V_ERR_NOMEM, "out of memory");
     r->st = st;
-
     r->fresh_ms = opts->fresh_ms;
     r->max_open = opts->max_open ? opts->max_open : DEFAULT_MAX_OPEN;
     r->tail_ms = opts->tail_ms;
@@ -265,7 +277,7 @@ static s3v_status get_impl(hd_registry *r, const char *vb, const char *idx, uint
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
     if (pending) *pending = 0;
-    if (r->pr.name[0]) probe_discard(&r->pr);
+    probe_discard(&r->pr);
     char name[NAME_CAP];
     join_name(name, vb, idx);
     uint64_t t0 = s3v_now_ns();
@@ -293,13 +305,7 @@ static s3v_status get_impl(hd_registry *r, const char *vb, const char *idx, uint
             info->tail_checked = 1;
             if (pending && p->running && ivf_index_next_log_key(e->ix, p->key, sizeof p->key, &p->seq)) {
                 /* only the next slot's GET is due: the worker makes it while the caller reads */
-                memcpy(p->name, name, sizeof p->name);
-                p->deadline = deadline;
-                p->wall_ms = tnow;
-                pthread_mutex_lock(&p->mu);
-                p->busy = 1;
-                pthread_cond_broadcast(&p->cv);
-                pthread_mutex_unlock(&p->mu);
+                probe_start(p, name, deadline, tnow);
                 *pending = 1;
             } else {
                 int reo = 0;
@@ -396,7 +402,7 @@ s3v_status hd_registry_settle(hd_registry *r, const char *vb, const char *idx, u
 s3v_status hd_registry_recheck(hd_registry *r, const char *vb, const char *idx, uint64_t deadline,
                                int *changed)
 {
-    if (r->pr.name[0]) probe_discard(&r->pr);
+    probe_discard(&r->pr);
     *changed = 0;
     char name[NAME_CAP];
     join_name(name, vb, idx);
@@ -439,7 +445,7 @@ s3v_status hd_registry_writer(hd_registry *r, const char *vb, const char *idx, w
 
 void hd_registry_forget(hd_registry *r, const char *vb, const char *idx)
 {
-    if (r->pr.name[0]) probe_discard(&r->pr);
+    probe_discard(&r->pr);
     char name[NAME_CAP];
     join_name(name, vb, idx);
     entry *e = find(r, name);

@@ -76,7 +76,7 @@ S3V_MUST_USE s3v_status hd_registry_get(hd_registry *r, const char *vb, const ch
 /* Read-your-writes without the wait: like hd_registry_get, but when the one GET of the next log slot is
  * all the read of the log needs now (the common warm case) and a probe storage was given, that GET is
  * made by the registry's worker thread, on the probe storage, while the caller serves its read with the
- * index as it is; *pending = 1. The caller then calls hd_registry_settle before any other registry call
+ * index as it is; *pending = 1. With pending NULL it is hd_registry_get. The caller then calls hd_registry_settle before any other registry call
  * (another call drops the probe's result unread, which only means the slot is read again next time).
  * A read thus costs max(GET, read) instead of GET + read. */
 S3V_MUST_USE s3v_status hd_registry_get_overlapped(hd_registry *r, const char *vb, const char *idx,
