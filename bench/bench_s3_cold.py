@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
 """bench/bench_s3_cold.py: cold-query latency from S3 under the network model of DESIGN.md (issue 3).
 
-    python3 bench/bench_s3_cold.py [--reps 3] [--queries 200] [--seq-queries 50] [--nprobe 8,32,64]
-        [--encodings f32,f16] [--latency-ms 20] [--bandwidth-mbps 80] [--nice -10] [--json OUT]
+    python3 bench/bench_s3_cold.py [--harness c|relay] [--reps 3] [--queries 200] [--seq-queries 50]
+        [--nprobe 8,32,64] [--encodings f32,f16] [--latency-ms 20] [--bandwidth-mbps 80] [--nice -10] [--json OUT]
 
-S3 is modelled as latency_ms added per request and bandwidth_mbps (10^6 bytes/s) per TCP connection by
-tests/integration/s3lib/throttle.py (a user-space relay: this kernel has no netem qdisc), in front of
-tests/integration/s3lib/origin.py serving the index folders from memory (no auth check; moto reads a
-whole object per ranged GET). `s3vec query s3://bkt/glove-<enc> --cache-mb 0 --stats` runs through the
-relay: with --cache-mb 0 nothing is cached between queries while the centroids stay warm, so every query
-is cold. Each process (origin, relays, s3vec) is a separate process; the client is one thread (curl multi).
+S3 is modelled as latency_ms added per request and bandwidth_mbps (10^6 bytes/s) per TCP connection (this
+kernel has no netem qdisc), by one of two harnesses (--harness):
+  c (default)  bench/s3model_origin (C, epoll, one thread) serves the index folders and applies the model
+               itself (throttling mode: the answer starts latency_ms after the request, the body leaves in
+               chunks paced at bandwidth_mbps per connection, sendfile from the page cache);
+  relay        tests/integration/s3lib/throttle.py (a user-space relay, Python) in front of
+               tests/integration/s3lib/origin.py serving the folders from memory (Python); it cannot sustain
+               32 connections x 80 MB/s on 2 cores (bench/results/s3.md).
+Both serve without an auth check (moto reads a whole object per ranged GET). `s3vec query s3://bkt/glove-<enc>
+--cache-mb 0 --stats` runs against the model: with --cache-mb 0 nothing is cached between queries while the
+centroids stay warm, so every query is cold. Each process (origins, relays, s3vec) is a separate process; the
+client is one thread (curl multi). With --harness c, the Python paths (relay + origin, and the Python origin's
+own throttling mode) run beside it at --compare-nprobe (default 8) as a check: same bytes and requests,
+comparable latency.
 
 Per query, from the index files (manifest, centroids object: FORMAT.md), this script recomputes the
 probed clusters (the nprobe nearest centroids, nearest first, ties by id, as engine/index.c) and so the
@@ -23,14 +31,15 @@ first connection to free up):
   sequential = S3VEC_S3_MAX_CONCURRENCY=1, modelled as sum over ranges of (L + bytes / B)
 Measured per query: the client's own total (probe + fetch + scan) from --stats. Query 1 of each run is
 left out (it opens the connections). Also measured in the same run: the engine alone on the local folder,
-the client against the origin directly and through the relay with latency 0 and no bandwidth cap (the
-harness's own cost, Python), CPU seconds of client, origin and relay per query, what the relay sustains
-(N parallel ranges of S bytes, C driver), the pure ranged fetch of the same clusters (tests/s3_driver
-`ranges`, no engine) for a few queries, the same model applied by the origin itself (no relay hop), and
-the client with glibc malloc tunables that keep freed memory mapped (what reusing range buffers would
-save). Requests are counted by the client and, as a check (hedged duplicates included), by the origin.
+the client against the origin directly (and, with the relay harness, through the relay with latency 0 and
+no bandwidth cap: the harness's own cost), CPU seconds of client and harness processes per query, what the
+harness sustains (N parallel ranges of S bytes, C driver), the pure ranged fetch of the same clusters
+(tests/s3_driver `ranges`, no engine) for a few queries, the same model applied by the Python origin
+itself (torigin), and the client with glibc malloc tunables that keep freed memory mapped (tuned).
+Requests are counted by the client and, as a check (hedged duplicates included), by the origin.
 
-Needs: the s3vec CLI and tests/s3_driver in --build-dir (default $S3VEC_BUILD_DIR or build/release),
+Needs: the s3vec CLI, tests/s3_driver and (for --harness c) bench/s3model_origin in --build-dir (default
+$S3VEC_BUILD_DIR or build/release),
 GloVe-100 in --data (default ../data; scripts/fetch-data.sh glove100), and builds the indexes into
 --work (default <data>/s3bench/glove-<enc>, default build options) when missing. Stdlib only."""
 import argparse
@@ -56,15 +65,18 @@ TUNABLES = ("glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=
 # ---- processes --------------------------------------------------------------------------------------
 
 class Harness:
-    """Origin + relays, each `python3 -m s3lib.<module>` in its own process; all stopped on exit."""
+    """Origins + relays, each in its own process (`python3 -m s3lib.<module>`, or the C origin); all stopped
+    on exit."""
 
-    def __init__(self, nice):
+    def __init__(self, nice, build_dir=None, work=None):
         self.nice = nice
+        self.build_dir = build_dir
+        self.work = work
         self.procs = []
         self.pid_of = {}  # port -> pid
 
-    def spawn(self, args, timeout=120):
-        cmd = [sys.executable, "-m", *args]
+    def spawn(self, args, timeout=120, python=True):
+        cmd = [sys.executable, "-m", *args] if python else list(args)
         if self.nice:
             cmd = ["nice", "-n", str(self.nice), *cmd]
         p = subprocess.Popen(cmd, cwd=S3LIB_PARENT, stdout=subprocess.PIPE, text=True)
@@ -82,6 +94,12 @@ class Harness:
         with open(f"/proc/{self.pid_of[port]}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def c_origin(self, latency_ms, bandwidth_mbps, chunk_kib):
+        """bench/s3model_origin serving the index folders, applying the model itself (0 = off)."""
+        return self.spawn([os.path.join(self.build_dir, "bench", "s3model_origin"), "--dir", f"{BUCKET}={self.work}",
+                           "--latency-ms", str(latency_ms), "--bandwidth-mbps", str(bandwidth_mbps),
+                           "--chunk-kib", str(chunk_kib)], python=False)
 
     def relay(self, origin_port, latency_ms, bandwidth_mbps):
         return self.spawn(["s3lib.throttle", "--upstream", f"127.0.0.1:{origin_port}", "--latency-ms",
@@ -295,16 +313,22 @@ def profile(args, location, nq, nprobe, env):
 
 
 def relay_capacity(args, harness, origin_port, location, key, obj_size):
-    """What the relay sustains: N parallel ranges of S bytes (C driver, warm connections) through the relay
-    at latency 0 and the modelled bandwidth, through the relay without limits, and from the origin directly."""
+    """What the harness sustains: N parallel ranges of S bytes (C driver, warm connections) at latency 0 and
+    the modelled bandwidth (the relay, or the C origin's throttling mode), through the relay without limits
+    (relay harness only), and from the origin directly."""
     drv = os.path.join(args.build_dir, "tests", "s3_driver")
-    capped = harness.relay(origin_port, 0, args.bandwidth_mbps)
-    free = harness.relay(origin_port, 0, 0)
+    if args.harness == "c":
+        capped, free = harness.c_origin(0, args.bandwidth_mbps, args.chunk_kib), None
+    else:
+        capped = harness.relay(origin_port, 0, args.bandwidth_mbps)
+        free = harness.relay(origin_port, 0, 0)
     size = 1 << 20
     rows = []
-    for n in (1, 8, 32):
-        row = {"n": n, "size": size}
+    for n in (1, 8, 32, 64):
+        row = {"n": n, "size": size, "relay": float("nan")}
         for name, port in (("capped", capped), ("relay", free), ("origin", origin_port)):
+            if port is None:
+                continue
             ranges = [f"{key}:{(i * 7919 * size) % (obj_size - size)}:{size}" for i in range(n)]
             cmd = [drv, location, "ranges", "/dev/null", *ranges, "--repeat", "6"]
             if args.nice:
@@ -348,17 +372,25 @@ def main():
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--bandwidth-mbps", type=float, default=80.0)
     ap.add_argument("--concurrency", type=int, default=64, help="S3VEC_S3_MAX_CONCURRENCY (client default 64)")
+    ap.add_argument("--harness", choices=("c", "relay"), default="c",
+                    help="c: bench/s3model_origin applies the model (default); relay: the Python relay + origin")
+    ap.add_argument("--chunk-kib", type=float, default=64, help="C origin: body chunk paced at a time")
+    ap.add_argument("--compare-nprobe", default="8",
+                    help="with --harness c, also run the Python paths (relay, and the Python origin's throttling "
+                         "mode) at these nprobes as a check (comma list; empty for none)")
     ap.add_argument("--wide", action="store_true",
                     help="also run nprobe > concurrency with S3VEC_S3_MAX_CONCURRENCY = nprobe")
     ap.add_argument("--skip", default="",
-                    help="comma list of parts to skip: seq,overhead,capacity,fetch,torigin,tuned")
+                    help="comma list of parts to skip: seq,overhead,capacity,fetch,torigin,tuned,compare")
     ap.add_argument("--nice", type=int, default=0, help="run every process of the benchmark at this nice")
     ap.add_argument("--profile", default="", help="ENC/NPROBE: perf record the client once under the model "
                     "(relay) and print where its CPU goes")
     ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args()
-    args.work = args.work or os.path.join(args.data, "s3bench")
-    for tool in (("cli", "s3vec"), ("tests", "s3_driver")):
+    args.build_dir = os.path.abspath(args.build_dir)
+    args.work = os.path.abspath(args.work or os.path.join(args.data, "s3bench"))
+    for tool in (("cli", "s3vec"), ("tests", "s3_driver")) + ((("bench", "s3model_origin"),)
+                                                               if args.harness == "c" else ()):
         if not os.access(os.path.join(args.build_dir, *tool), os.X_OK):
             ap.error(f"{os.path.join(args.build_dir, *tool)} is missing: build first (cmake --preset release && "
                      "cmake --build build/release), or give --build-dir")
@@ -393,12 +425,25 @@ def main():
 
     results = {"started": started, "args": vars(args), "load_start": load_start, "cpus": os.cpu_count(),
                "runs": [], "overhead": [], "capacity": [], "fetch": [], "mismatch": {}}
-    with Harness(args.nice) as h:
-        oport = h.spawn(["s3lib.origin", "--dir", f"{BUCKET}={args.work}"])
-        rport = h.relay(oport, args.latency_ms, args.bandwidth_mbps)
-        zport = h.relay(oport, 0, 0)
-        tport = None
-        if "torigin" not in skip:  # the same model applied by the origin itself: no relay hop
+    compare = [int(x) for x in args.compare_nprobe.split(",") if x] if args.harness == "c" else []
+    if "compare" in skip:
+        compare = []
+    with Harness(args.nice, args.build_dir, args.work) as h:
+        zport = tport = pyo = pyr = None
+        if args.harness == "c":
+            oport = h.c_origin(0, 0, args.chunk_kib)
+            rport = h.c_origin(args.latency_ms, args.bandwidth_mbps, args.chunk_kib)  # the model
+            model_served, model_stats = [rport], rport
+            if compare:  # the Python harness beside it: relay + origin
+                pyo = h.spawn(["s3lib.origin", "--dir", f"{BUCKET}={args.work}"])
+                pyr = h.relay(pyo, args.latency_ms, args.bandwidth_mbps)
+        else:
+            oport = h.spawn(["s3lib.origin", "--dir", f"{BUCKET}={args.work}"])
+            rport = h.relay(oport, args.latency_ms, args.bandwidth_mbps)
+            zport = h.relay(oport, 0, 0)
+            model_served, model_stats = [oport, rport], oport
+        if "torigin" not in skip and (args.harness == "relay" or compare):
+            # the same model applied by the Python origin itself: no relay hop
             tport = h.spawn(["s3lib.origin", "--dir", f"{BUCKET}={args.work}", "--latency-ms", str(args.latency_ms),
                              "--bandwidth-mbps", str(args.bandwidth_mbps)])
         model_env = client_env(f"http://127.0.0.1:{rport}",
@@ -427,8 +472,10 @@ def main():
             for enc in encodings:
                 for nprobe in nprobes:
                     plan.append((rep, enc, nprobe, "parallel", args.concurrency))
-                    if tport:
+                    if tport and (args.harness == "relay" or nprobe in compare):
                         plan.append((rep, enc, nprobe, "torigin", args.concurrency))
+                    if pyr and nprobe in compare:
+                        plan.append((rep, enc, nprobe, "pyrelay", args.concurrency))
                     if "tuned" not in skip:
                         plan.append((rep, enc, nprobe, "tuned", args.concurrency))
                     if args.wide and nprobe > args.concurrency:
@@ -436,7 +483,7 @@ def main():
                     if "seq" not in skip:
                         plan.append((rep, enc, nprobe, "sequential", 1))
                     if "overhead" not in skip:
-                        for mode in ("local", "origin", "relay0"):
+                        for mode in ("local", "origin") + (("relay0",) if zport else ()):
                             plan.append((rep, enc, nprobe, mode, args.concurrency))
         for rep, enc, nprobe, mode, conc in plan:
             n = args.seq_queries if mode == "sequential" else args.queries
@@ -449,14 +496,17 @@ def main():
                 env = client_env(f"http://127.0.0.1:{zport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
             elif mode == "torigin":
                 env = client_env(f"http://127.0.0.1:{tport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
+            elif mode == "pyrelay":
+                env = client_env(f"http://127.0.0.1:{pyr}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
             elif mode == "tuned":  # the relay, with glibc keeping freed memory (no page faults per range)
                 env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc),
                                                                "GLIBC_TUNABLES": TUNABLES})
             else:
                 env = client_env(f"http://127.0.0.1:{rport}", {"S3VEC_S3_MAX_CONCURRENCY": str(conc)})
-            sport = tport if mode == "torigin" else oport
-            served_by = {"local": [], "origin": [oport], "relay0": [oport, zport], "torigin": [tport]}.get(
-                mode, [oport, rport])
+            sport = {"torigin": tport, "pyrelay": pyo, "origin": oport, "relay0": oport, "local": oport}.get(
+                mode, model_stats)
+            served_by = {"local": [], "origin": [oport], "relay0": [oport, zport], "torigin": [tport],
+                         "pyrelay": [pyo, pyr]}.get(mode, model_served)
             before = origin_stats(sport)
             c0 = [h.cpu_s(p) for p in served_by]
             rows, load, cpu = run_query(args, loc, n, nprobe, env)
@@ -511,10 +561,12 @@ def med(runs, key):
 def report(res, args):
     runs = res["runs"]
     print()
+    how = (f"by bench/s3model_origin itself (C, epoll, one thread; throttling mode, {args.chunk_kib:g} KiB chunks, "
+           f"sendfile)" if args.harness == "c" else
+           "by s3lib.throttle (user-space relay, Python) in front of s3lib.origin (index in memory, Python)")
     print(f"S3 model: {args.latency_ms:g} ms per request + {args.bandwidth_mbps:g} MB/s per connection, applied "
-          f"by s3lib.throttle (user-space relay) in front of s3lib.origin (index in memory); client: s3vec "
-          f"query --cache-mb 0, one thread (curl multi), concurrency {args.concurrency}; no BLAS; "
-          f"nice {args.nice}")
+          f"{how}; client: s3vec query --cache-mb 0, one thread (curl multi), concurrency {args.concurrency}; "
+          f"no BLAS; nice {args.nice}")
     print(f"load average 1 min: start {res['load_start'][0]:.1f}, end {res['load_end'][0]:.1f} on "
           f"{res['cpus']} CPUs (shared machine); medians of {args.reps} reps; query 1 of each run left out")
     print()
@@ -533,7 +585,9 @@ def report(res, args):
               f"{med(par, 'bound'):.1f} | **{med(par, 'ratio_bound'):.2f}** | {med(par, 'http'):.1f} | "
               f"{med(par, 'ratio_http'):.2f} | {sq} | {med(par, 'requests'):.1f} ({med(par, 'origin_requests'):.2f}) | "
               f"{med(par, 'bytes') / 1e6:.2f} |")
-    for mode, title in (("torigin", "the same model applied by the origin itself (throttling mode, no relay hop)"),
+    for mode, title in (("torigin", "the same model applied by the Python origin itself (s3lib.origin throttling "
+                                    "mode, no relay hop)"),
+                        ("pyrelay", "the Python harness: s3lib.throttle relay in front of s3lib.origin"),
                         ("tuned", f"relay, client run with GLIBC_TUNABLES={TUNABLES} (freed range buffers stay "
                                   "mapped: no page faults per range)"),
                         ("wide", "relay, nprobe > concurrency, with S3VEC_S3_MAX_CONCURRENCY = nprobe")):
@@ -544,21 +598,25 @@ def report(res, args):
         print(f"Cold queries, {title}:")
         print()
         print("| enc | nprobe | concurrency | p50 ms | p90 ms | mean ms | bound ms | mean / bound | http model ms | "
-              "mean / http |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+              "mean / http | requests/q (origin saw) | MB/q | CPU ms/q client / harness |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for enc, nprobe in keys:
             w = [r for r in sel if r["enc"] == enc and r["nprobe"] == nprobe]
             if w:
+                hc = statistics.median(sum(r["harness_cpu_ms"]) for r in w)
                 print(f"| {enc} | {nprobe} | {w[0]['conc']} | {med(w, 'p50'):.1f} | {med(w, 'p90'):.1f} | "
                       f"{med(w, 'mean'):.1f} | {med(w, 'bound'):.1f} | **{med(w, 'ratio_bound'):.2f}** | "
-                      f"{med(w, 'http'):.1f} | {med(w, 'ratio_http'):.2f} |")
+                      f"{med(w, 'http'):.1f} | {med(w, 'ratio_http'):.2f} | {med(w, 'requests'):.1f} "
+                      f"({med(w, 'origin_requests'):.2f}) | {med(w, 'bytes') / 1e6:.2f} | "
+                      f"{med(w, 'client_cpu_ms'):.1f} / {hc:.1f} |")
     if any(r["mode"] in ("local", "origin", "relay0") for r in runs):
         print()
-        print("Harness cost (mean ms per query): engine on the local folder, through the origin directly, through "
-              "the relay at latency 0 and no bandwidth cap, and under the model")
+        print("Harness cost (mean ms per query): engine on the local folder, through the origin directly (no model), "
+              "through the relay at latency 0 and no bandwidth cap (relay harness), and under the model")
         print()
-        print("| enc | nprobe | local | origin | relay 0/0 | model relay | origin - local | relay0 - origin "
-              "| CPU ms/query under the model: client / origin / relay | client CPU, local folder |")
+        parts = "origin" if args.harness == "c" else "origin / relay"
+        print(f"| enc | nprobe | local | origin | relay 0/0 | model | origin - local | relay0 - origin "
+              f"| CPU ms/query under the model: client / {parts} | client CPU, local folder |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
         for enc, nprobe in keys:
             m = {}
@@ -567,24 +625,26 @@ def report(res, args):
                 m[mode] = med(rr, "mean") if rr else float("nan")
             par = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == "parallel"]
             loc = [r for r in runs if r["enc"] == enc and r["nprobe"] == nprobe and r["mode"] == "local"]
-            cpu = (f"{med(par, 'client_cpu_ms'):.1f} / "
-                   f"{statistics.median(r['harness_cpu_ms'][0] for r in par):.1f} / "
-                   f"{statistics.median(r['harness_cpu_ms'][1] for r in par):.1f}")
+            cpu = " / ".join([f"{med(par, 'client_cpu_ms'):.1f}"] +
+                             [f"{statistics.median(r['harness_cpu_ms'][i] for r in par):.1f}"
+                              for i in range(len(par[0]['harness_cpu_ms']))])
             print(f"| {enc} | {nprobe} | {m['local']:.1f} | {m['origin']:.1f} | {m['relay0']:.1f} | "
                   f"{m['parallel']:.1f} | {m['origin'] - m['local']:.1f} | {m['relay0'] - m['origin']:.1f} | {cpu} | "
                   f"{med(loc, 'client_cpu_ms') if loc else float('nan'):.1f} |")
     if res["capacity"]:
         print()
-        print(f"Relay capacity: N parallel 1 MiB ranges, warm connections, median of 5 batches (C driver); model "
-              f"per range at {args.bandwidth_mbps:g} MB/s = {res['capacity'][0]['model']:.1f} ms")
+        what = "C origin" if args.harness == "c" else "relay"
+        print(f"Harness capacity ({what}): N parallel 1 MiB ranges, warm connections, median of 5 batches (C driver); "
+              f"model per range at {args.bandwidth_mbps:g} MB/s = {res['capacity'][0]['model']:.1f} ms")
         print()
-        print("| N | relay 0 ms + cap, ms | per-connection MB/s | aggregate MB/s | relay no cap, ms (aggregate MB/s) "
+        print(f"| N | {what} 0 ms + cap, ms | per-connection MB/s | aggregate MB/s | relay no cap, ms (aggregate MB/s) "
               "| origin direct, ms (aggregate MB/s) |")
         print("|---:|---:|---:|---:|---:|---:|")
         for c in res["capacity"]:
             mb = c["size"] / 1e6
+            free = "-" if c["relay"] != c["relay"] else f"{c['relay']:.1f} ({c['n'] * mb / c['relay'] * 1e3:.0f})"
             print(f"| {c['n']} | {c['capped']:.1f} | {mb / c['capped'] * 1e3:.0f} | "
-                  f"{c['n'] * mb / c['capped'] * 1e3:.0f} | {c['relay']:.1f} ({c['n'] * mb / c['relay'] * 1e3:.0f}) | "
+                  f"{c['n'] * mb / c['capped'] * 1e3:.0f} | {free} | "
                   f"{c['origin']:.1f} ({c['n'] * mb / c['origin'] * 1e3:.0f}) |")
     if res["fetch"]:
         print()
