@@ -3,17 +3,20 @@
  *
  * Scan: a buffer far larger than the last-level cache (default 1 GiB) is filled with rows of each
  * dtype and scanned with the table's `*_rows` kernels in chunks of 1024 rows (as the scan loop does
- * per cluster). Beside each measurement, the same bytes are read by the fastest plain read loop we
- * have (the best of several AVX2/NEON load-and-xor loops): that is the bandwidth limit one thread can
- * reach, and the kernel is reported as a ratio to it. Kernel and read passes alternate; each figure
- * is the median of --reps passes.
+ * per cluster). Beside each measurement, the same bytes are read by plain load-and-xor loops: the
+ * fastest that reads one sequential stream and the fastest that reads several streams side by side
+ * (one thread gets more DRAM bandwidth from several streams, and the f32 scans read four). The faster
+ * of the two paired read passes is the bandwidth limit one thread can reach, and the kernel is
+ * reported as a ratio to it (and, for comparison with earlier runs, to the one-stream loop alone).
+ * Kernel and read passes alternate; each figure is the median of --reps passes.
  *
  * Tile: dot_f32_tile on k-means-like shapes (x_len points x c_len centroids x n dims) in GFLOP/s
  * (2 * x_len * c_len * n flops), beside (a) the FMA peak of this core measured by a register-only
  * FMA loop and (b) cblas_sgemm from OpenBLAS, loaded with dlopen (no build dependency: if
  * libopenblas.so.0 is not installed the column says so), forced to one thread.
  *
- * Usage: bench_kernels [--mib N] [--reps R] [--table scalar|avx2|neon] [--skip-scan] [--skip-tile]
+ * Usage: bench_kernels [--mib N] [--reps R] [--table scalar|avx2|neon] [--dtype f32|f16|i8] [--skip-scan]
+ *                      [--skip-tile]
  * Prints Markdown tables. Needs about N MiB + 200 MiB of memory. */
 #include <dlfcn.h>
 #include <math.h>
@@ -114,6 +117,57 @@ __attribute__((target("avx2"))) static uint64_t read_avx2_x8(const uint8_t *p, s
                          _mm256_xor_si256(_mm256_xor_si256(e, f), _mm256_xor_si256(g, h)));
     return (uint64_t)_mm256_extract_epi64(a, 0) ^ (uint64_t)_mm256_extract_epi64(a, 3);
 }
+
+/* S streams (2, 4 or 8) read side by side: the range is cut into S equal parts and part k is read at
+ * the same offset as part 0. One thread reaches more DRAM bandwidth with several streams than with
+ * one (the hardware prefetchers run one stream each), and the f32 scans read four streams, so the
+ * limit they are held to must include this. Parts are multiples of 256 bytes; the rest is not read,
+ * which makes the rate slightly optimistic (at most 2 KiB of a range of many MiB). */
+__attribute__((target("avx2"))) static uint64_t read_avx2_streams(const uint8_t *p, size_t size, size_t s)
+{
+    size_t part = size / s / 256 * 256;
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a, e = a, f = a, g = a, h = a;
+#define RD(v, ptr) v = _mm256_xor_si256(v, _mm256_load_si256((const __m256i *)(ptr)))
+    if (s == 2) {
+        const uint8_t *p0 = p, *p1 = p + part;
+        for (size_t i = 0; i < part; i += 128) {
+            RD(a, p0 + i), RD(b, p0 + i + 32), RD(c, p0 + i + 64), RD(d, p0 + i + 96);
+            RD(e, p1 + i), RD(f, p1 + i + 32), RD(g, p1 + i + 64), RD(h, p1 + i + 96);
+        }
+    } else if (s == 4) {
+        const uint8_t *p0 = p, *p1 = p + part, *p2 = p + 2 * part, *p3 = p + 3 * part;
+        for (size_t i = 0; i < part; i += 64) {
+            RD(a, p0 + i), RD(b, p0 + i + 32), RD(c, p1 + i), RD(d, p1 + i + 32);
+            RD(e, p2 + i), RD(f, p2 + i + 32), RD(g, p3 + i), RD(h, p3 + i + 32);
+        }
+    } else {
+        const uint8_t *p0 = p, *p1 = p + part, *p2 = p + 2 * part, *p3 = p + 3 * part;
+        const uint8_t *p4 = p + 4 * part, *p5 = p + 5 * part, *p6 = p + 6 * part, *p7 = p + 7 * part;
+        for (size_t i = 0; i < part; i += 32) {
+            RD(a, p0 + i), RD(b, p1 + i), RD(c, p2 + i), RD(d, p3 + i);
+            RD(e, p4 + i), RD(f, p5 + i), RD(g, p6 + i), RD(h, p7 + i);
+        }
+    }
+#undef RD
+    a = _mm256_xor_si256(_mm256_xor_si256(_mm256_xor_si256(a, b), _mm256_xor_si256(c, d)),
+                         _mm256_xor_si256(_mm256_xor_si256(e, f), _mm256_xor_si256(g, h)));
+    return (uint64_t)_mm256_extract_epi64(a, 0) ^ (uint64_t)_mm256_extract_epi64(a, 3);
+}
+
+static uint64_t read_avx2_2streams(const uint8_t *p, size_t size) { return read_avx2_streams(p, size, 2); }
+static uint64_t read_avx2_4streams(const uint8_t *p, size_t size) { return read_avx2_streams(p, size, 4); }
+static uint64_t read_avx2_8streams(const uint8_t *p, size_t size) { return read_avx2_streams(p, size, 8); }
+
+/* Four streams within each 256 KiB block, block after block: the shape of a scan that cuts each
+ * call's rows into quarters. */
+static uint64_t read_avx2_4streams_blocks(const uint8_t *p, size_t size)
+{
+    const size_t block = 256 << 10;
+    uint64_t x = 0;
+    size_t o = 0;
+    for (; o + block <= size; o += block) x ^= read_avx2_streams(p + o, block, 4);
+    return x ^ read_avx2_streams(p + o, size - o, 4);
+}
 #elif defined(__aarch64__)
 static uint64_t read_neon_x4(const uint8_t *p, size_t size)
 {
@@ -124,6 +178,22 @@ static uint64_t read_neon_x4(const uint8_t *p, size_t size)
         b = veorq_u64(b, vld1q_u64((const uint64_t *)(p + i + 16)));
         c = veorq_u64(c, vld1q_u64((const uint64_t *)(p + i + 32)));
         d = veorq_u64(d, vld1q_u64((const uint64_t *)(p + i + 48)));
+    }
+    a = veorq_u64(veorq_u64(a, b), veorq_u64(c, d));
+    return vgetq_lane_u64(a, 0) ^ vgetq_lane_u64(a, 1);
+}
+
+/* Four streams side by side, as read_avx2_streams with s = 4. */
+static uint64_t read_neon_4streams(const uint8_t *p, size_t size)
+{
+    size_t part = size / 4 / 64 * 64;
+    const uint8_t *p0 = p, *p1 = p + part, *p2 = p + 2 * part, *p3 = p + 3 * part;
+    uint64x2_t a = vdupq_n_u64(0), b = a, c = a, d = a;
+    for (size_t i = 0; i < part; i += 16) {
+        a = veorq_u64(a, vld1q_u64((const uint64_t *)(p0 + i)));
+        b = veorq_u64(b, vld1q_u64((const uint64_t *)(p1 + i)));
+        c = veorq_u64(c, vld1q_u64((const uint64_t *)(p2 + i)));
+        d = veorq_u64(d, vld1q_u64((const uint64_t *)(p3 + i)));
     }
     a = veorq_u64(veorq_u64(a, b), veorq_u64(c, d));
     return vgetq_lane_u64(a, 0) ^ vgetq_lane_u64(a, 1);
@@ -142,20 +212,27 @@ typedef uint64_t (*read_fn)(const uint8_t *, size_t);
 struct reader {
     const char *name;
     read_fn fn;
+    int streams; /* 1: one sequential stream; more: that many side by side */
 };
+#define MAX_READERS 16
 
 static size_t readers_get(struct reader *r)
 {
     size_t n = 0;
-    r[n++] = (struct reader){"u64 x4", read_u64};
+    r[n++] = (struct reader){"u64 x4", read_u64, 1};
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx2")) {
-        r[n++] = (struct reader){"avx2 x4", read_avx2_x4};
-        r[n++] = (struct reader){"avx2 x8", read_avx2_x8};
-        r[n++] = (struct reader){"avx2 x8 + prefetch", read_avx2_x8_prefetch};
+        r[n++] = (struct reader){"avx2 x4", read_avx2_x4, 1};
+        r[n++] = (struct reader){"avx2 x8", read_avx2_x8, 1};
+        r[n++] = (struct reader){"avx2 x8 + prefetch", read_avx2_x8_prefetch, 1};
+        r[n++] = (struct reader){"avx2 2 streams", read_avx2_2streams, 2};
+        r[n++] = (struct reader){"avx2 4 streams", read_avx2_4streams, 4};
+        r[n++] = (struct reader){"avx2 8 streams", read_avx2_8streams, 8};
+        r[n++] = (struct reader){"avx2 4 streams/256K", read_avx2_4streams_blocks, 4};
     }
 #elif defined(__aarch64__)
-    r[n++] = (struct reader){"neon x4", read_neon_x4};
+    r[n++] = (struct reader){"neon x4", read_neon_x4, 1};
+    r[n++] = (struct reader){"neon 4 streams", read_neon_4streams, 4};
 #endif
     return n;
 }
@@ -211,15 +288,16 @@ static void fill(uint8_t *buf, size_t size, enum dtype dt, s3v_rng *rng)
     }
 }
 
-static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps)
+static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps, int only_dt)
 {
-    struct reader rd[8];
+    struct reader rd[MAX_READERS];
     size_t nrd = readers_get(rd);
 
-    /* The limit: every read loop on the whole buffer, best median. */
-    double best_bw = 0;
-    const char *best_name = "";
-    read_fn best_fn = rd[0].fn;
+    /* The limit: every read loop on the whole buffer; the best one-stream loop and the best
+     * several-stream loop are each paired with every kernel pass below. */
+    double best_bw[2] = {0, 0};
+    const char *best_name[2] = {"", ""};
+    read_fn best_fn[2] = {NULL, NULL};
     for (size_t k = 0; k < nrd; k++) {
         double v[64];
         for (int r = 0; r < reps; r++) {
@@ -228,11 +306,14 @@ static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps)
             v[r] = (double)size / secs(t0) * 1e-9;
         }
         double m = median(v, reps);
+        int multi = rd[k].streams > 1;
         printf("read loop %-20s %7.2f GB/s\n", rd[k].name, m);
-        if (m > best_bw) best_bw = m, best_name = rd[k].name, best_fn = rd[k].fn;
+        if (m > best_bw[multi]) best_bw[multi] = m, best_name[multi] = rd[k].name, best_fn[multi] = rd[k].fn;
     }
-    printf("\nbandwidth limit: %.2f GB/s (%s, median of %d passes over %.0f MiB)\n\n", best_bw, best_name,
-           reps, (double)size / (1 << 20));
+    printf("\none stream: %.2f GB/s (%s); several streams: %.2f GB/s (%s); medians of %d passes over %.0f "
+           "MiB\n\n",
+           best_bw[0], best_name[0], best_bw[1], best_fn[1] ? best_name[1] : "none", reps,
+           (double)size / (1 << 20));
 
     static const size_t dims[] = {100, 768, 1536};
     float *qf = malloc(1536 * sizeof *qf);
@@ -246,28 +327,36 @@ static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps)
     }
     for (size_t i = 0; i < 1536; i++) qf[i] = (float)(s3v_rng_unit(&rng) * 2 - 1), qi[i] = (int8_t)(i * 37);
 
-    printf("| kernel (%s) | dim | Mvectors/s | GB/s | read loop GB/s (paired passes) | ratio (median of "
-           "pairs) |\n",
+    /* ratio to the limit: the kernel pass over the faster of its two paired read passes */
+    printf("| kernel (%s) | dim | Mvectors/s | GB/s | 1-stream read GB/s | ratio to 1 stream | multi-stream "
+           "read GB/s | ratio to the limit |\n",
            t->name);
-    printf("|---|---:|---:|---:|---:|---:|\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int dt = DT_F32; dt <= DT_I8; dt++) {
+        if (only_dt >= 0 && dt != only_dt) continue;
         fill(buf, size, (enum dtype)dt, &rng);
         for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
             for (int dot = 0; dot <= 1; dot++) {
                 size_t n = dims[di], rows = size / (n * DT_SIZE[dt]);
                 double bytes = (double)(rows * n * DT_SIZE[dt]);
                 const void *q = dt == DT_I8 ? (const void *)qi : (const void *)qf;
-                double kv[64], rv[64], ratio[64];
-                for (int r = 0; r < reps; r++) { /* a kernel pass, then a read pass over the same bytes */
+                double kv[64], rv[2][64], rat1[64], rat[64];
+                for (int r = 0; r < reps; r++) { /* a kernel pass, then read passes over the same bytes */
                     kv[r] = bytes / scan_pass(t, (enum dtype)dt, dot, buf, rows, n, q, out) * 1e-9;
-                    uint64_t t0 = cpu_ns();
-                    sink += best_fn(buf, (size_t)bytes);
-                    rv[r] = bytes / secs(t0) * 1e-9;
-                    ratio[r] = kv[r] / rv[r];
+                    for (int k = 0; k < 2; k++) {
+                        rv[k][r] = 0;
+                        if (!best_fn[k]) continue;
+                        uint64_t t0 = cpu_ns();
+                        sink += best_fn[k](buf, (size_t)bytes);
+                        rv[k][r] = bytes / secs(t0) * 1e-9;
+                    }
+                    rat1[r] = kv[r] / rv[0][r];
+                    rat[r] = kv[r] / (rv[1][r] > rv[0][r] ? rv[1][r] : rv[0][r]);
                 }
-                double gbs = median(kv, reps), rbw = median(rv, reps), rat = median(ratio, reps);
-                printf("| %s_%s_rows | %zu | %.1f | %.2f | %.2f | %.2f |\n", dot ? "dot" : "l2sq",
-                       DT_NAME[dt], n, gbs * 1e9 / (double)(n * DT_SIZE[dt]) * 1e-6, gbs, rbw, rat);
+                double gbs = median(kv, reps);
+                printf("| %s_%s_rows | %zu | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+                       dot ? "dot" : "l2sq", DT_NAME[dt], n, gbs * 1e9 / (double)(n * DT_SIZE[dt]) * 1e-6,
+                       gbs, median(rv[0], reps), median(rat1, reps), median(rv[1], reps), median(rat, reps));
                 fflush(stdout);
             }
     }
@@ -278,7 +367,7 @@ static void bench_scan(const kern_table *t, uint8_t *buf, size_t size, int reps)
 
 /* The same kernels on rows that stay in L2 (256 KiB scanned again and again): compute-bound, so
  * this shows instruction efficiency rather than memory, against the read loop on the same bytes. */
-static void bench_scan_l2(const kern_table *t, int reps)
+static void bench_scan_l2(const kern_table *t, int reps, int only_dt)
 {
     const size_t size = 256 << 10;
     uint8_t *buf = aligned_alloc(4096, size);
@@ -289,16 +378,29 @@ static void bench_scan_l2(const kern_table *t, int reps)
         fprintf(stderr, "out of memory\n");
         exit(1);
     }
-    struct reader rd[8];
+    struct reader rd[MAX_READERS];
     size_t nrd = readers_get(rd);
-    read_fn fast = rd[nrd - 1].fn;
     s3v_rng rng;
     s3v_rng_seed(&rng, 43);
+    /* the in-cache reference: the fastest read loop on this buffer */
+    read_fn fast = rd[0].fn;
+    double fast_bw = 0;
+    for (size_t k = 0; k < nrd; k++) {
+        double v[64];
+        for (int r = 0; r < reps; r++) {
+            uint64_t t0 = cpu_ns();
+            for (int it = 0; it < 256; it++) sink += rd[k].fn(buf, size);
+            v[r] = (double)size * 256 / secs(t0) * 1e-9;
+        }
+        double m = median(v, reps);
+        if (m > fast_bw) fast_bw = m, fast = rd[k].fn;
+    }
     for (size_t i = 0; i < 1536; i++) qf[i] = (float)(s3v_rng_unit(&rng) * 2 - 1), qi[i] = (int8_t)(i * 37);
     printf("\n| in L2 (256 KiB), %s | dim | GB/s | read loop GB/s | ratio |\n|---|---:|---:|---:|---:|\n",
            t->name);
     static const size_t dims[] = {100, 768};
     for (int dt = DT_F32; dt <= DT_I8; dt++) {
+        if (only_dt >= 0 && dt != only_dt) continue;
         fill(buf, size, (enum dtype)dt, &rng);
         for (size_t di = 0; di < 2; di++) {
             size_t n = dims[di], rows = size / (n * DT_SIZE[dt]);
@@ -475,7 +577,7 @@ static void bench_tile(const kern_table *t, int reps)
 int main(int argc, char **argv)
 {
     size_t mib = 1024;
-    int reps = 9, do_scan = 1, do_tile = 1;
+    int reps = 9, do_scan = 1, do_tile = 1, only_dt = -1;
     const char *table = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mib") && i + 1 < argc)
@@ -488,9 +590,19 @@ int main(int argc, char **argv)
             do_scan = 0;
         else if (!strcmp(argv[i], "--skip-tile"))
             do_tile = 0;
-        else {
+        else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) {
+            i++;
+            for (int d = DT_F32; d <= DT_I8; d++)
+                if (!strcmp(argv[i], DT_NAME[d])) only_dt = d;
+            if (only_dt < 0) {
+                fprintf(stderr, "--dtype is f32, f16 or i8\n");
+                return 2;
+            }
+        } else {
             fprintf(stderr,
-                    "usage: %s [--mib N] [--reps R] [--table scalar|avx2|neon] [--skip-scan] [--skip-tile]\n",
+                    "usage: %s [--mib N] [--reps R] [--table scalar|avx2|neon] [--dtype f32|f16|i8] "
+                    "[--skip-scan] "
+                    "[--skip-tile]\n",
                     argv[0]);
             return 2;
         }
@@ -519,9 +631,9 @@ int main(int argc, char **argv)
             return 1;
         }
         memset(buf, 1, size); /* fault every page in before timing */
-        bench_scan(t, buf, size, reps);
+        bench_scan(t, buf, size, reps, only_dt);
         free(buf);
-        bench_scan_l2(t, reps);
+        bench_scan_l2(t, reps, only_dt);
     }
     if (do_tile) bench_tile(t, reps);
     return 0;
