@@ -25,12 +25,21 @@
 #include "testutil.h"
 
 /* The awkward sizes, plus 25 (all three loop stages of the 4-row kernels) and both sides of each
- * dtype's switch from 4-row blocks to single rows (256-byte rows: f32 64, f16 128, i8 256). */
+ * dtype's switch from 4-row blocks to single rows (256-byte rows: f32 64, f16 128, i8 256). Used by
+ * the tile and conversion tests. */
 static const size_t DIMS[] = {0, 1, 7, 9, 17, 25, 64, 65, 100, 128, 129, 256, 257, 784, 1536};
-static const size_t ROWS[] = {0, 1, 3, 4, 5, 8, 17}; /* 4, 8: the last 4-row block ends the array */
-#define NDIMS    (sizeof DIMS / sizeof DIMS[0])
+#define NDIMS         (sizeof DIMS / sizeof DIMS[0])
+/* The scans (single vectors and `*_rows`) are tested on every n in 0..SCAN_DIMS_ALL (every tail length
+ * of every loop stage for each dtype's vector widths) and on these larger ones. */
+#define SCAN_DIMS_ALL 72
+static const size_t SCAN_DIMS_LARGE[] = {96, 100, 127, 128, 129, 255, 256, 257, 384, 768, 784, 1023, 1536};
+#define NSCAN_DIMS (SCAN_DIMS_ALL + 1 + sizeof SCAN_DIMS_LARGE / sizeof SCAN_DIMS_LARGE[0])
+static size_t scan_dim(size_t k) { return k <= SCAN_DIMS_ALL ? k : SCAN_DIMS_LARGE[k - SCAN_DIMS_ALL - 1]; }
+/* Row counts: below one 4-row group, every remainder after the groups (rows_len % 4 = 0..3) for one and
+ * several groups, and counts whose quarters are odd; the last group always ends the array. */
+static const size_t ROWS[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17, 30, 35};
 #define NROWS    (sizeof ROWS / sizeof ROWS[0])
-#define MAX_ROWS 17
+#define MAX_ROWS 35
 
 enum { MODE_INT = 0, MODE_REAL = 1 };
 
@@ -55,6 +64,11 @@ static float rand_float(int mode)
 {
     if (mode == MODE_INT) return (float)((int)s3v_rng_below(&rng, 17) - 8);
     return (float)(s3v_rng_unit(&rng) * 2.0 - 1.0);
+}
+
+static void fill_f32(float *p, size_t len, float v)
+{
+    for (size_t i = 0; i < len; i++) p[i] = v;
 }
 
 static int8_t rand_i8(void) { return (int8_t)((int)s3v_rng_below(&rng, 256) - 128); }
@@ -112,6 +126,7 @@ static void test_f32(const kern_table *t, const kern_table *s, size_t n, size_t 
         /* the last rl rows of the allocation, so that the final row ends at the allocation's end */
         const float *r = rows + (rows_max - rl) * n;
         float out[MAX_ROWS + 1], ref[MAX_ROWS];
+        fill_f32(out, rl, NAN); /* an output the kernel does not write fails the comparison */
         out[rl] = -12345.0f;
         t->l2sq_f32_rows(q, r, n, rl, out);
         s->l2sq_f32_rows(q, r, n, rl, ref);
@@ -120,6 +135,7 @@ static void test_f32(const kern_table *t, const kern_table *s, size_t n, size_t 
                   "%s l2sq_f32_rows n=%zu rows=%zu row %zu off=%zu mode=%d: %.9g vs %.9g", t->name, n, rl, j,
                   off, mode, out[j], ref[j]);
         CHECK(out[rl] == -12345.0f, "%s l2sq_f32_rows wrote past out[%zu]", t->name, rl);
+        fill_f32(out, rl, NAN);
         out[rl] = -12345.0f;
         t->dot_f32_rows(q, r, n, rl, out);
         s->dot_f32_rows(q, r, n, rl, ref);
@@ -181,6 +197,7 @@ static void test_f16(const kern_table *t, const kern_table *s, size_t n, size_t 
     for (size_t k = 0; k < NROWS; k++) {
         size_t rl = ROWS[k], first = (rows_max - rl) * n;
         float out[MAX_ROWS + 1], ref[MAX_ROWS];
+        fill_f32(out, rl, NAN);
         out[rl] = -12345.0f;
         t->l2sq_f16_rows(q, x + first, n, rl, out);
         s->l2sq_f16_rows(q, ref_rows + first, n, rl, ref);
@@ -189,6 +206,7 @@ static void test_f16(const kern_table *t, const kern_table *s, size_t n, size_t 
                   "%s l2sq_f16_rows n=%zu rows=%zu row %zu off=%zu skew=%zu mode=%d: %.9g vs %.9g", t->name,
                   n, rl, j, off, skew_bytes, mode, out[j], ref[j]);
         CHECK(out[rl] == -12345.0f, "%s l2sq_f16_rows wrote past out[%zu]", t->name, rl);
+        fill_f32(out, rl, NAN);
         out[rl] = -12345.0f;
         t->dot_f16_rows(q, x + first, n, rl, out);
         s->dot_f16_rows(q, ref_rows + first, n, rl, ref);
@@ -223,6 +241,7 @@ static void test_i8(const kern_table *t, const kern_table *s, size_t n, size_t q
         size_t rl = ROWS[k];
         const int8_t *r = rows + (rows_max - rl) * n;
         int32_t out[MAX_ROWS + 1], ref[MAX_ROWS];
+        for (size_t j = 0; j < rl; j++) out[j] = INT32_MIN; /* never a result at these n */
         out[rl] = -12345;
         t->l2sq_i8_rows(q, r, n, rl, out);
         s->l2sq_i8_rows(q, r, n, rl, ref);
@@ -230,6 +249,7 @@ static void test_i8(const kern_table *t, const kern_table *s, size_t n, size_t q
             CHECK(out[j] == ref[j], "%s l2sq_i8_rows n=%zu rows=%zu row %zu: %d vs %d", t->name, n, rl, j,
                   out[j], ref[j]);
         CHECK(out[rl] == -12345, "%s l2sq_i8_rows wrote past out[%zu]", t->name, rl);
+        for (size_t j = 0; j < rl; j++) out[j] = INT32_MIN;
         out[rl] = -12345;
         t->dot_i8_rows(q, r, n, rl, out);
         s->dot_i8_rows(q, r, n, rl, ref);
@@ -538,8 +558,8 @@ static void test_select(void)
 static void test_table(const kern_table *t, const kern_table *s)
 {
     printf("testing table %s against %s\n", t->name, s->name);
-    for (size_t d = 0; d < NDIMS; d++) {
-        size_t n = DIMS[d];
+    for (size_t d = 0; d < NSCAN_DIMS; d++) {
+        size_t n = scan_dim(d);
         for (size_t off = 0; off < 4; off++) {
             for (int mode = 0; mode < 2; mode++) {
                 test_f32(t, s, n, off, mode);
