@@ -8,15 +8,18 @@
  * vector of the row (ending exactly at element n) and mask off the lanes already counted; dimensions
  * shorter than one vector go through a zero-padded stack copy.
  *
- * `*_rows` kernels: rows of at most ROWS_X4_MAX_SIZE bytes are taken four at a time, sharing each
- * query load between them (two accumulators per row for the float types, so FMA latency is hidden
- * when the rows sit in cache). Longer rows are scanned one after the other, so that memory is read
- * as one sequential stream: measured with bench/bench_kernels.c on AMD EPYC (Zen 3), walking four
- * long rows side by side (four interleaved streams) reached only 0.5-0.75 of the read bandwidth from
- * DRAM at dims 128-768, against 0.8-0.9 for the sequential order; short rows are compute-bound
- * instead and gain from the shared loads. Long f32 rows still go in groups of four, one row after
- * the other, sharing the horizontal sums and the tail mask. i8 rows pre-widen the query to int16
- * once per call.
+ * `*_rows` kernels read four streams at once: the rows_len rows are cut into four equal quarters and
+ * row j of every quarter is scored together (rows j, j + Q, j + 2Q, j + 3Q, Q = rows_len / 4), each
+ * query load feeding all four; the rows_len % 4 rows left at the end go one at a time. Within each
+ * quarter memory is read in address order. Measured with bench/bench_kernels.c on AMD EPYC (Zen 3):
+ * one thread reads DRAM 1.2-1.3x faster as four sequential streams than as one (the hardware
+ * prefetchers follow each stream), and these kernels reach 0.9-1.0 of the four-stream read loop for
+ * f32 at dims 100-1536, against 0.77-0.89 of the one-stream loop for the earlier layouts (four
+ * adjacent rows side by side, or one row after another). Walking four ADJACENT rows side by side
+ * stays slow at row sizes of 0.5-2 KiB (0.5-0.7): the four streams share pages.
+ * f32 l2sq computes q - x rather than x - q, so the row load folds into the subtraction (one
+ * micro-op fewer per 32 bytes: 0.74 -> 0.86 of the one-stream read loop at dim 100 on its own). Two
+ * accumulators per row for the float types keep FMA latency hidden when the rows sit in cache.
  *
  * dot_f32_tile is a packed, register-blocked GEMM (6 x 16 micro-tile, BLIS loop order). */
 #include <immintrin.h>
@@ -75,21 +78,6 @@ static inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d)
     __m256i cd = _mm256_hadd_epi32(c, d);
     __m256i abcd = _mm256_hadd_epi32(ab, cd);
     return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
-}
-
-/* Rows up to this many bytes go four at a time (see the file comment); longer ones one at a time. */
-#define ROWS_X4_MAX_SIZE 256
-
-/* f16 and i8 spend more instructions per byte than f32, so the out-of-order window alone reaches
- * less far ahead in memory: their scans prefetch PREFETCH_AHEAD bytes beyond where they read
- * (measured: 0.70-0.75 -> 0.80-0.90 of read bandwidth; for f32 it did not help and is not done).
- * A prefetch never faults, so running past the end of the rows is harmless; the address is formed
- * as an integer so no out-of-bounds pointer is ever created. */
-#define PREFETCH_AHEAD 1024
-
-static inline void prefetch_ahead(const void *p, size_t ahead)
-{
-    _mm_prefetch((const char *)((uintptr_t)p + ahead), _MM_HINT_T0);
 }
 
 static inline __m256 load_f16(const uint16_t *p)
@@ -282,7 +270,6 @@ static float l2sq_f16_avx2(const float *q, const uint16_t *x, size_t n)
            s3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        prefetch_ahead(x + i, PREFETCH_AHEAD);
         __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(q + i), load_f16(x + i));
         __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(q + i + 8), load_f16(x + i + 8));
         __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(q + i + 16), load_f16(x + i + 16));
@@ -311,7 +298,6 @@ static float dot_f16_avx2(const float *q, const uint16_t *x, size_t n)
            s3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        prefetch_ahead(x + i, PREFETCH_AHEAD);
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load_f16(x + i), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), load_f16(x + i + 8), s1);
         s2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 16), load_f16(x + i + 16), s2);
@@ -328,9 +314,9 @@ static float dot_f16_avx2(const float *q, const uint16_t *x, size_t n)
 }
 
 /* Four half rows against q; n >= 8. */
-static inline void l2sq_f16_x4(const float *q, const uint16_t *r, size_t n, float *out)
+static inline __m128 l2sq_f16_x4(const float *q, const uint16_t *r0, const uint16_t *r1, const uint16_t *r2,
+                                 const uint16_t *r3, size_t n)
 {
-    const uint16_t *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
            a3 = _mm256_setzero_ps();
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(),
@@ -338,9 +324,6 @@ static inline void l2sq_f16_x4(const float *q, const uint16_t *r, size_t n, floa
     __m256 d;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        /* the next four rows, in address order: 128 bytes per step */
-        prefetch_ahead(r + 4 * n + 4 * i, PREFETCH_AHEAD);
-        prefetch_ahead(r + 4 * n + 4 * i, PREFETCH_AHEAD + 64);
         __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
         d = _mm256_sub_ps(load_f16(r0 + i), q0), a0 = _mm256_fmadd_ps(d, d, a0);
         d = _mm256_sub_ps(load_f16(r1 + i), q0), a1 = _mm256_fmadd_ps(d, d, a1);
@@ -367,22 +350,19 @@ static inline void l2sq_f16_x4(const float *q, const uint16_t *r, size_t n, floa
         d = _mm256_and_ps(_mm256_sub_ps(load_f16(r2 + n - 8), q0), m), b2 = _mm256_fmadd_ps(d, d, b2);
         d = _mm256_and_ps(_mm256_sub_ps(load_f16(r3 + n - 8), q0), m), b3 = _mm256_fmadd_ps(d, d, b3);
     }
-    _mm_storeu_ps(out, hsum4_ps(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
-                                _mm256_add_ps(a3, b3)));
+    return hsum4_ps(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
+                    _mm256_add_ps(a3, b3));
 }
 
-static inline void dot_f16_x4(const float *q, const uint16_t *r, size_t n, float *out)
+static inline __m128 dot_f16_x4(const float *q, const uint16_t *r0, const uint16_t *r1, const uint16_t *r2,
+                                const uint16_t *r3, size_t n)
 {
-    const uint16_t *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
            a3 = _mm256_setzero_ps();
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(),
            b3 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        /* the next four rows, in address order: 128 bytes per step */
-        prefetch_ahead(r + 4 * n + 4 * i, PREFETCH_AHEAD);
-        prefetch_ahead(r + 4 * n + 4 * i, PREFETCH_AHEAD + 64);
         __m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
         a0 = _mm256_fmadd_ps(load_f16(r0 + i), q0, a0);
         a1 = _mm256_fmadd_ps(load_f16(r1 + i), q0, a1);
@@ -409,24 +389,26 @@ static inline void dot_f16_x4(const float *q, const uint16_t *r, size_t n, float
         b2 = _mm256_fmadd_ps(_mm256_and_ps(load_f16(r2 + n - 8), m), q0, b2);
         b3 = _mm256_fmadd_ps(_mm256_and_ps(load_f16(r3 + n - 8), m), q0, b3);
     }
-    _mm_storeu_ps(out, hsum4_ps(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
-                                _mm256_add_ps(a3, b3)));
+    return hsum4_ps(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2),
+                    _mm256_add_ps(a3, b3));
 }
 
 static void l2sq_f16_rows_avx2(const float *q, const uint16_t *rows, size_t n, size_t rows_len, float *out)
 {
-    size_t r = 0;
-    if (n >= 8 && n * sizeof(uint16_t) <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) l2sq_f16_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = l2sq_f16_avx2(q, rows + r * n, n);
+    size_t quarter = n >= 8 ? rows_len / 4 : 0, stride = quarter * n;
+    const uint16_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n)
+        store_ps_x4(out + r, quarter, l2sq_f16_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n));
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_f16_avx2(q, rows + r * n, n);
 }
 
 static void dot_f16_rows_avx2(const float *q, const uint16_t *rows, size_t n, size_t rows_len, float *out)
 {
-    size_t r = 0;
-    if (n >= 8 && n * sizeof(uint16_t) <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) dot_f16_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = dot_f16_avx2(q, rows + r * n, n);
+    size_t quarter = n >= 8 ? rows_len / 4 : 0, stride = quarter * n;
+    const uint16_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n)
+        store_ps_x4(out + r, quarter, dot_f16_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n));
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_f16_avx2(q, rows + r * n, n);
 }
 
 /* ---- i8: sign-extend to int16, _mm256_madd_epi16 into int32 lanes --------------------------------
@@ -488,15 +470,14 @@ static int32_t dot_i8_avx2(const int8_t *a, const int8_t *b, size_t n)
 }
 
 /* Four int8 rows against q; n >= 16. */
-static inline void l2sq_i8_x4(const int8_t *q, const int8_t *r, size_t n, int32_t *out)
+static inline __m128i l2sq_i8_x4(const int8_t *q, const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                                 const int8_t *r3, size_t n)
 {
-    const int8_t *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
     __m256i a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256();
     __m256i d;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        prefetch_ahead(r + 4 * n + 4 * i, PREFETCH_AHEAD); /* the next four rows: 64 bytes per step */
         __m256i q0 = load_i8(q + i);
         d = _mm256_sub_epi16(load_i8(r0 + i), q0), a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(d, d));
         d = _mm256_sub_epi16(load_i8(r1 + i), q0), a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(d, d));
@@ -515,17 +496,16 @@ static inline void l2sq_i8_x4(const int8_t *q, const int8_t *r, size_t n, int32_
         d = _mm256_and_si256(_mm256_sub_epi16(load_i8(r3 + n - 16), q0), m);
         a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(d, d));
     }
-    _mm_storeu_si128((__m128i *)out, hsum4_epi32(a0, a1, a2, a3));
+    return hsum4_epi32(a0, a1, a2, a3);
 }
 
-static inline void dot_i8_x4(const int8_t *q, const int8_t *r, size_t n, int32_t *out)
+static inline __m128i dot_i8_x4(const int8_t *q, const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                                const int8_t *r3, size_t n)
 {
-    const int8_t *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
     __m256i a2 = _mm256_setzero_si256(), a3 = _mm256_setzero_si256();
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        prefetch_ahead(r + 4 * n + 4 * i, PREFETCH_AHEAD); /* the next four rows: 64 bytes per step */
         __m256i q0 = load_i8(q + i);
         a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(load_i8(r0 + i), q0));
         a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(load_i8(r1 + i), q0));
@@ -539,91 +519,34 @@ static inline void dot_i8_x4(const int8_t *q, const int8_t *r, size_t n, int32_t
         a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(load_i8(r2 + n - 16), q0));
         a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(load_i8(r3 + n - 16), q0));
     }
-    _mm_storeu_si128((__m128i *)out, hsum4_epi32(a0, a1, a2, a3));
+    return hsum4_epi32(a0, a1, a2, a3);
 }
 
-/* Long rows, one at a time, against a query already widened to int16 (q16, n >= 16). */
-#define Q16(i) _mm256_loadu_si256((const __m256i *)(q16 + (i)))
-
-static inline int32_t l2sq_i8_w(const int16_t *q16, const int8_t *x, size_t n)
+/* The four results of rows r, r + s, r + 2s, r + 3s, to out[0], out[s], out[2s], out[3s]. */
+static inline void store_epi32_x4(int32_t *out, size_t s, __m128i v)
 {
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), d0, d1;
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        prefetch_ahead(x + i, PREFETCH_AHEAD);
-        d0 = _mm256_sub_epi16(load_i8(x + i), Q16(i)), s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(d0, d0));
-        d1 = _mm256_sub_epi16(load_i8(x + i + 16), Q16(i + 16)),
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, d1));
-        d0 = _mm256_sub_epi16(load_i8(x + i + 32), Q16(i + 32)),
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(d0, d0));
-        d1 = _mm256_sub_epi16(load_i8(x + i + 48), Q16(i + 48)),
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, d1));
-    }
-    for (; i + 16 <= n; i += 16)
-        d0 = _mm256_sub_epi16(load_i8(x + i), Q16(i)), s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(d0, d0));
-    if (i < n) {
-        d1 = _mm256_and_si256(_mm256_sub_epi16(load_i8(x + n - 16), Q16(n - 16)), mask_last_epi16(n - i));
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(d1, d1));
-    }
-    return hsum_epi32(_mm256_add_epi32(s0, s1));
-}
-
-/* As l2sq_i8_w. q16_tail holds q16[n - 16 .. n) with the lanes the main loop already counted (all
- * but the last n % 16) zeroed; unused when n % 16 == 0. */
-static inline int32_t dot_i8_w(const int16_t *q16, __m256i q16_tail, const int8_t *x, size_t n)
-{
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        prefetch_ahead(x + i, PREFETCH_AHEAD);
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load_i8(x + i), Q16(i)));
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(load_i8(x + i + 16), Q16(i + 16)));
-        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load_i8(x + i + 32), Q16(i + 32)));
-        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(load_i8(x + i + 48), Q16(i + 48)));
-    }
-    for (; i + 16 <= n; i += 16) s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(load_i8(x + i), Q16(i)));
-    if (i < n) s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(load_i8(x + n - 16), q16_tail));
-    return hsum_epi32(_mm256_add_epi32(s0, s1));
-}
-#undef Q16
-
-/* Widening buffer on the stack: dimensions beyond it (never valid index dimensions) use the
- * unwidened single-row kernels. */
-#define I8_WIDE_MAX 4096
-
-static void widen_i8(const int8_t *q, size_t n, int16_t *q16)
-{
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *)(q16 + i), load_i8(q + i));
-    for (; i < n; i++) q16[i] = q[i];
+    out[0] = _mm_cvtsi128_si32(v);
+    out[s] = _mm_extract_epi32(v, 1);
+    out[2 * s] = _mm_extract_epi32(v, 2);
+    out[3 * s] = _mm_extract_epi32(v, 3);
 }
 
 static void l2sq_i8_rows_avx2(const int8_t *q, const int8_t *rows, size_t n, size_t rows_len, int32_t *out)
 {
-    size_t r = 0;
-    if (n >= 16 && n <= ROWS_X4_MAX_SIZE) {
-        for (; r + 4 <= rows_len; r += 4) l2sq_i8_x4(q, rows + r * n, n, out + r);
-    } else if (n >= 16 && n <= I8_WIDE_MAX && rows_len > 1) {
-        int16_t q16[I8_WIDE_MAX];
-        widen_i8(q, n, q16);
-        for (; r < rows_len; r++) out[r] = l2sq_i8_w(q16, rows + r * n, n);
-    }
-    for (; r < rows_len; r++) out[r] = l2sq_i8_avx2(q, rows + r * n, n);
+    size_t quarter = n >= 16 ? rows_len / 4 : 0, stride = quarter * n;
+    const int8_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n)
+        store_epi32_x4(out + r, quarter, l2sq_i8_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n));
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_i8_avx2(q, rows + r * n, n);
 }
 
 static void dot_i8_rows_avx2(const int8_t *q, const int8_t *rows, size_t n, size_t rows_len, int32_t *out)
 {
-    size_t r = 0;
-    if (n >= 16 && n <= ROWS_X4_MAX_SIZE) {
-        for (; r + 4 <= rows_len; r += 4) dot_i8_x4(q, rows + r * n, n, out + r);
-    } else if (n >= 16 && n <= I8_WIDE_MAX && rows_len > 1) {
-        int16_t q16[I8_WIDE_MAX];
-        widen_i8(q, n, q16);
-        __m256i tail = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(q16 + n - 16)),
-                                        mask_last_epi16(n % 16 ? n % 16 : 16));
-        for (; r < rows_len; r++) out[r] = dot_i8_w(q16, tail, rows + r * n, n);
-    }
-    for (; r < rows_len; r++) out[r] = dot_i8_avx2(q, rows + r * n, n);
+    size_t quarter = n >= 16 ? rows_len / 4 : 0, stride = quarter * n;
+    const int8_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n)
+        store_epi32_x4(out + r, quarter, dot_i8_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n));
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_i8_avx2(q, rows + r * n, n);
 }
 
 /* ---- dot_f32_tile: out = X . C^T --------------------------------------------------------------
