@@ -61,6 +61,8 @@ struct s3_client {
     s3_latency lat;
     s3v_rng rng;
     s3_stats stats;
+    char key_date[9];        /* "YYYYMMDD" of signing_key, "" before the first request */
+    uint8_t signing_key[32]; /* SigV4 key of cfg's secret and region for key_date (a secret: wiped) */
 };
 
 /* ---- setup ------------------------------------------------------------------------------------ */
@@ -94,6 +96,7 @@ void s3_client_free(s3_client *c)
     if (c->multi) curl_multi_cleanup(c->multi);
     if (c->share) curl_share_cleanup(c->share);
     s3_config_wipe(&c->cfg);
+    explicit_bzero(c->signing_key, sizeof c->signing_key);
     free(c);
 }
 
@@ -336,7 +339,14 @@ static s3v_status xfer_prepare(s3_client *c, xfer *x, uint64_t deadline_ns)
                             cfg->session_token[0] ? cfg->session_token : NULL};
     s3_sigv4_req req = {op->method, (const char *)path.ptr, op->query, h, nh, op->payload_hash};
     s3_sigv4_opts opts = {cfg->region, "s3", (int64_t)(s3v_wall_ms() / 1000), 0, 1, 0};
-    S3V_CHECK(s3_sigv4_sign(&req, &creds, &opts, &sig));
+    char amz_date[17];
+    s3_sigv4_amz_date(opts.unix_time, amz_date);
+    if (memcmp(c->key_date, amz_date, 8) != 0) { /* the signing key changes once a day (UTC) */
+        S3V_CHECK(s3_sigv4_signing_key(cfg->secret_access_key, amz_date, cfg->region, "s3", c->signing_key));
+        memcpy(c->key_date, amz_date, 8);
+        c->key_date[8] = 0;
+    }
+    S3V_CHECK(s3_sigv4_sign_with_key(&req, &creds, &opts, c->signing_key, &sig));
 
     for (size_t i = 0; i < nh; i++) S3V_CHECK(add_header(&x->hdrs, h[i].name, h[i].value));
     S3V_CHECK(add_header(&x->hdrs, "x-amz-date", sig.amz_date));

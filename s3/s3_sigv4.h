@@ -86,6 +86,14 @@ void s3_sigv4_out_free(s3_sigv4_out *out);
 S3V_MUST_USE s3v_status s3_sigv4_sign(const s3_sigv4_req *req, const s3_sigv4_creds *creds,
                                       const s3_sigv4_opts *opts, s3_sigv4_out *out);
 
+/* s3_sigv4_sign with the signing key given: NULL derives it from the secret (four HMACs, as
+ * s3_sigv4_sign); else the 32 bytes s3_sigv4_signing_key() gave for this secret, opts->region,
+ * opts->service and the UTC date of opts->unix_time. A caller that signs many requests keeps the key
+ * per date (a key for another date, region or secret gives a signature S3 rejects). */
+S3V_MUST_USE s3v_status s3_sigv4_sign_with_key(const s3_sigv4_req *req, const s3_sigv4_creds *creds,
+                                               const s3_sigv4_opts *opts, const uint8_t *signing_key,
+                                               s3_sigv4_out *out);
+
 /* Signs as a presigned URL valid for expires_s seconds (1..604800). The X-Amz-* parameters join the
  * canonical query; the session token is signed unless opts->omit_session_token, in which case it is
  * appended after signing. req->payload_hash goes in the canonical request (S3 uses
@@ -96,6 +104,13 @@ S3V_MUST_USE s3v_status s3_sigv4_presign(const s3_sigv4_req *req, const s3_sigv4
 /* Appends the SigV4 URI encoding of (s, len) to out: A-Z a-z 0-9 - . _ ~ stay, '/' stays when
  * keep_slash, every other byte becomes %XX (upper-case hex). */
 S3V_MUST_USE s3v_status s3_sigv4_uri_encode(s3v_buf *out, const uint8_t *s, size_t len, int keep_slash);
+
+/* The SigV4 signing key HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date8), region), service), "aws4_request")
+ * into key[32], for date8 = "YYYYMMDD" (the first 8 bytes are used; an amz_date works). The key is a
+ * secret: wipe it (OPENSSL_cleanse) when done. S3V_ERR_INVALID for a missing or oversized input,
+ * S3V_ERR_INTERNAL if libcrypto fails. */
+S3V_MUST_USE s3v_status s3_sigv4_signing_key(const char *secret_access_key, const char *date8,
+                                             const char *region, const char *service, uint8_t key[32]);
 
 /* Lowercase hex SHA-256 of (data, size) into hex[65]. S3V_ERR_INTERNAL if libcrypto fails. */
 S3V_MUST_USE s3v_status s3_sigv4_sha256_hex(const uint8_t *data, size_t size, char hex[65]);
