@@ -4,10 +4,11 @@
  * vmull_u8) with pairwise accumulation into 32-bit lanes, exact within the bounds in kernels.h. The
  * optional dot-product extension (SDOT) is not used.
  *
- * Same structure as avx2.c: rows up to ROWS_X4_MAX_SIZE bytes four at a time sharing query loads,
- * longer rows one at a time as one sequential stream; tails shorter than a vector are finished in
- * scalar code (reading halves with memcpy, so no alignment is assumed); dot_f32_tile is a packed GEMM
- * with an 8 x 12 micro-tile (24 accumulators, vfmaq_laneq_f32). Only static inline helpers. */
+ * Same structure as avx2.c: `*_rows` cut the rows into four quarters and score row j of each
+ * quarter together, sharing query loads (four sequential memory streams; not measured on arm64
+ * hardware, see bench/results/kernels.md); tails shorter than a vector are finished in scalar code
+ * (reading halves with memcpy, so no alignment is assumed); dot_f32_tile is a packed GEMM with an
+ * 8 x 12 micro-tile (24 accumulators, vfmaq_laneq_f32). Only static inline helpers. */
 #include <arm_neon.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,6 @@
 #include "engine/kernels.h"
 
 const kern_table *kern_neon_table(void);
-
-#define ROWS_X4_MAX_SIZE 256
 
 static inline uint16_t get_u16(const uint16_t *p)
 {
@@ -74,10 +73,11 @@ static float dot_f32_neon(const float *a, const float *b, size_t n)
     return s;
 }
 
-/* Four rows r, r + n, r + 2n, r + 3n against q; results to out[0..3]. */
-static inline void l2sq_f32_x4(const float *q, const float *r, size_t n, float *out)
+/* Four rows at r0..r3 (anywhere in memory) against q; results to res[0..3]. */
+static inline void l2sq_f32_x4(const float *q, const float *r0, const float *r1, const float *r2,
+                               const float *r3, size_t n, float res[4])
 {
-    const float *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
+    const float *rk[4] = {r0, r1, r2, r3};
     float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, d;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -103,15 +103,16 @@ static inline void l2sq_f32_x4(const float *q, const float *r, size_t n, float *
                   vaddvq_f32(vaddq_f32(a3, b3))};
     for (; i < n; i++)
         for (size_t k = 0; k < 4; k++) {
-            float dd = r[k * n + i] - q[i];
+            float dd = rk[k][i] - q[i];
             s[k] += dd * dd;
         }
-    memcpy(out, s, sizeof s);
+    memcpy(res, s, sizeof s);
 }
 
-static inline void dot_f32_x4(const float *q, const float *r, size_t n, float *out)
+static inline void dot_f32_x4(const float *q, const float *r0, const float *r1, const float *r2,
+                              const float *r3, size_t n, float res[4])
 {
-    const float *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
+    const float *rk[4] = {r0, r1, r2, r3};
     float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -136,24 +137,32 @@ static inline void dot_f32_x4(const float *q, const float *r, size_t n, float *o
     float s[4] = {vaddvq_f32(vaddq_f32(a0, b0)), vaddvq_f32(vaddq_f32(a1, b1)), vaddvq_f32(vaddq_f32(a2, b2)),
                   vaddvq_f32(vaddq_f32(a3, b3))};
     for (; i < n; i++)
-        for (size_t k = 0; k < 4; k++) s[k] += r[k * n + i] * q[i];
-    memcpy(out, s, sizeof s);
+        for (size_t k = 0; k < 4; k++) s[k] += rk[k][i] * q[i];
+    memcpy(res, s, sizeof s);
 }
 
 static void l2sq_f32_rows_neon(const float *q, const float *rows, size_t n, size_t rows_len, float *out)
 {
-    size_t r = 0;
-    if (n * sizeof(float) <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) l2sq_f32_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = l2sq_f32_neon(q, rows + r * n, n);
+    size_t quarter = rows_len / 4, stride = quarter * n;
+    const float *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n) {
+        float s[4];
+        l2sq_f32_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
+        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
+    }
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_f32_neon(q, rows + r * n, n);
 }
 
 static void dot_f32_rows_neon(const float *q, const float *rows, size_t n, size_t rows_len, float *out)
 {
-    size_t r = 0;
-    if (n * sizeof(float) <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) dot_f32_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = dot_f32_neon(q, rows + r * n, n);
+    size_t quarter = rows_len / 4, stride = quarter * n;
+    const float *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n) {
+        float s[4];
+        dot_f32_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
+        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
+    }
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_f32_neon(q, rows + r * n, n);
 }
 
 /* ---- f16 ---------------------------------------------------------------------------------------- */
@@ -200,9 +209,10 @@ static float dot_f16_neon(const float *q, const uint16_t *x, size_t n)
     return s;
 }
 
-static inline void l2sq_f16_x4(const float *q, const uint16_t *r, size_t n, float *out)
+static inline void l2sq_f16_x4(const float *q, const uint16_t *r0, const uint16_t *r1, const uint16_t *r2,
+                               const uint16_t *r3, size_t n, float res[4])
 {
-    const uint16_t *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
+    const uint16_t *rk[4] = {r0, r1, r2, r3};
     float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, d;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -228,15 +238,16 @@ static inline void l2sq_f16_x4(const float *q, const uint16_t *r, size_t n, floa
                   vaddvq_f32(vaddq_f32(a3, b3))};
     for (; i < n; i++)
         for (size_t k = 0; k < 4; k++) {
-            float dd = kern_f16_to_f32_one(get_u16(r + k * n + i)) - q[i];
+            float dd = kern_f16_to_f32_one(get_u16(rk[k] + i)) - q[i];
             s[k] += dd * dd;
         }
-    memcpy(out, s, sizeof s);
+    memcpy(res, s, sizeof s);
 }
 
-static inline void dot_f16_x4(const float *q, const uint16_t *r, size_t n, float *out)
+static inline void dot_f16_x4(const float *q, const uint16_t *r0, const uint16_t *r1, const uint16_t *r2,
+                              const uint16_t *r3, size_t n, float res[4])
 {
-    const uint16_t *r0 = r, *r1 = r + n, *r2 = r + 2 * n, *r3 = r + 3 * n;
+    const uint16_t *rk[4] = {r0, r1, r2, r3};
     float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -261,24 +272,32 @@ static inline void dot_f16_x4(const float *q, const uint16_t *r, size_t n, float
     float s[4] = {vaddvq_f32(vaddq_f32(a0, b0)), vaddvq_f32(vaddq_f32(a1, b1)), vaddvq_f32(vaddq_f32(a2, b2)),
                   vaddvq_f32(vaddq_f32(a3, b3))};
     for (; i < n; i++)
-        for (size_t k = 0; k < 4; k++) s[k] += kern_f16_to_f32_one(get_u16(r + k * n + i)) * q[i];
-    memcpy(out, s, sizeof s);
+        for (size_t k = 0; k < 4; k++) s[k] += kern_f16_to_f32_one(get_u16(rk[k] + i)) * q[i];
+    memcpy(res, s, sizeof s);
 }
 
 static void l2sq_f16_rows_neon(const float *q, const uint16_t *rows, size_t n, size_t rows_len, float *out)
 {
-    size_t r = 0;
-    if (n * sizeof(uint16_t) <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) l2sq_f16_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = l2sq_f16_neon(q, rows + r * n, n);
+    size_t quarter = rows_len / 4, stride = quarter * n;
+    const uint16_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n) {
+        float s[4];
+        l2sq_f16_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
+        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
+    }
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_f16_neon(q, rows + r * n, n);
 }
 
 static void dot_f16_rows_neon(const float *q, const uint16_t *rows, size_t n, size_t rows_len, float *out)
 {
-    size_t r = 0;
-    if (n * sizeof(uint16_t) <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) dot_f16_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = dot_f16_neon(q, rows + r * n, n);
+    size_t quarter = rows_len / 4, stride = quarter * n;
+    const uint16_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n) {
+        float s[4];
+        dot_f16_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
+        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
+    }
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_f16_neon(q, rows + r * n, n);
 }
 
 /* ---- i8 -----------------------------------------------------------------------------------------
@@ -336,57 +355,69 @@ static int32_t dot_i8_neon(const int8_t *a, const int8_t *b, size_t n)
     return s;
 }
 
-static inline void l2sq_i8_x4(const int8_t *q, const int8_t *r, size_t n, int32_t *out)
+static inline void l2sq_i8_x4(const int8_t *q, const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                              const int8_t *r3, size_t n, int32_t res[4])
 {
+    const int8_t *rk[4] = {r0, r1, r2, r3};
     uint32x4_t a0 = vdupq_n_u32(0), a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         int8x16_t q0 = vld1q_s8(q + i);
-        a0 = l2sq16_i8(a0, vld1q_s8(r + i), q0);
-        a1 = l2sq16_i8(a1, vld1q_s8(r + n + i), q0);
-        a2 = l2sq16_i8(a2, vld1q_s8(r + 2 * n + i), q0);
-        a3 = l2sq16_i8(a3, vld1q_s8(r + 3 * n + i), q0);
+        a0 = l2sq16_i8(a0, vld1q_s8(r0 + i), q0);
+        a1 = l2sq16_i8(a1, vld1q_s8(r1 + i), q0);
+        a2 = l2sq16_i8(a2, vld1q_s8(r2 + i), q0);
+        a3 = l2sq16_i8(a3, vld1q_s8(r3 + i), q0);
     }
     uint32_t s[4] = {vaddvq_u32(a0), vaddvq_u32(a1), vaddvq_u32(a2), vaddvq_u32(a3)};
     for (; i < n; i++)
         for (size_t k = 0; k < 4; k++) {
-            int32_t d = (int32_t)r[k * n + i] - (int32_t)q[i];
+            int32_t d = (int32_t)rk[k][i] - (int32_t)q[i];
             s[k] += (uint32_t)(d * d);
         }
-    for (size_t k = 0; k < 4; k++) out[k] = (int32_t)s[k];
+    for (size_t k = 0; k < 4; k++) res[k] = (int32_t)s[k];
 }
 
-static inline void dot_i8_x4(const int8_t *q, const int8_t *r, size_t n, int32_t *out)
+static inline void dot_i8_x4(const int8_t *q, const int8_t *r0, const int8_t *r1, const int8_t *r2,
+                             const int8_t *r3, size_t n, int32_t res[4])
 {
+    const int8_t *rk[4] = {r0, r1, r2, r3};
     int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         int8x16_t q0 = vld1q_s8(q + i);
-        a0 = dot16_i8(a0, vld1q_s8(r + i), q0);
-        a1 = dot16_i8(a1, vld1q_s8(r + n + i), q0);
-        a2 = dot16_i8(a2, vld1q_s8(r + 2 * n + i), q0);
-        a3 = dot16_i8(a3, vld1q_s8(r + 3 * n + i), q0);
+        a0 = dot16_i8(a0, vld1q_s8(r0 + i), q0);
+        a1 = dot16_i8(a1, vld1q_s8(r1 + i), q0);
+        a2 = dot16_i8(a2, vld1q_s8(r2 + i), q0);
+        a3 = dot16_i8(a3, vld1q_s8(r3 + i), q0);
     }
     int32_t s[4] = {vaddvq_s32(a0), vaddvq_s32(a1), vaddvq_s32(a2), vaddvq_s32(a3)};
     for (; i < n; i++)
-        for (size_t k = 0; k < 4; k++) s[k] += (int32_t)r[k * n + i] * (int32_t)q[i];
-    memcpy(out, s, sizeof s);
+        for (size_t k = 0; k < 4; k++) s[k] += (int32_t)rk[k][i] * (int32_t)q[i];
+    memcpy(res, s, sizeof s);
 }
 
 static void l2sq_i8_rows_neon(const int8_t *q, const int8_t *rows, size_t n, size_t rows_len, int32_t *out)
 {
-    size_t r = 0;
-    if (n <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) l2sq_i8_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = l2sq_i8_neon(q, rows + r * n, n);
+    size_t quarter = rows_len / 4, stride = quarter * n;
+    const int8_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n) {
+        int32_t s[4];
+        l2sq_i8_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
+        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
+    }
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_i8_neon(q, rows + r * n, n);
 }
 
 static void dot_i8_rows_neon(const int8_t *q, const int8_t *rows, size_t n, size_t rows_len, int32_t *out)
 {
-    size_t r = 0;
-    if (n <= ROWS_X4_MAX_SIZE)
-        for (; r + 4 <= rows_len; r += 4) dot_i8_x4(q, rows + r * n, n, out + r);
-    for (; r < rows_len; r++) out[r] = dot_i8_neon(q, rows + r * n, n);
+    size_t quarter = rows_len / 4, stride = quarter * n;
+    const int8_t *x = rows;
+    for (size_t r = 0; r < quarter; r++, x += n) {
+        int32_t s[4];
+        dot_i8_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
+        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
+    }
+    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_i8_neon(q, rows + r * n, n);
 }
 
 /* ---- dot_f32_tile: packed GEMM with an 8 x 12 micro-tile (see avx2.c for the loop structure) ---- */
