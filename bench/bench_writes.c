@@ -90,6 +90,7 @@ typedef struct writer_job {
     int id, rounds, batch;
     int raw; /* the limit: plain PUTs of the same bytes */
     uint64_t requests, conflicts, vectors, bytes;
+    uint64_t waits, noops, reserved, ack_ns_sum;
     s3v_status st;
     char err[256];
 } writer_job;
@@ -126,9 +127,14 @@ static void *writer_main(void *arg)
             j->bytes += obj.len;
         } else {
             wal_append_info info;
+            uint64_t t = s3v_now_ns();
             j->st = wal_writer_append(w, &b, s3v_deadline_in_ms(60000), &info);
+            j->ack_ns_sum += s3v_now_ns() - t;
             j->requests += info.requests;
             j->conflicts += info.conflicts;
+            j->waits += info.waits;
+            j->noops += info.filled + info.broken;
+            j->reserved += info.reserved;
             j->bytes += b.body.len + WAL_HEADER_SIZE;
         }
         if (j->st == S3V_OK) j->vectors += (uint64_t)j->batch;
@@ -143,6 +149,7 @@ static void *writer_main(void *arg)
 
 typedef struct run_result {
     double seconds, vps, req_per_batch, conflicts_per_batch, mb_per_s;
+    double waits_per_batch, noops_per_batch, reserved_share, ack_ms;
     int ok;
 } run_result;
 
@@ -154,10 +161,11 @@ static run_result run_writers(const char *loc, const char *prefix, const float *
     run_result rr = {0};
     uint64_t t0 = s3v_now_ns();
     for (int i = 0; i < writers; i++) {
-        jobs[i] = (writer_job){loc, prefix, vecs, n, dim, i, rounds, batch, raw, 0, 0, 0, 0, S3V_OK, ""};
+        jobs[i] = (writer_job){loc, prefix, vecs, n, dim, i, rounds, batch,  raw, 0,
+                               0,   0,      0,    0, 0,   0, 0,      S3V_OK, ""};
         pthread_create(&th[i], NULL, writer_main, &jobs[i]);
     }
-    uint64_t vectors = 0, requests = 0, conflicts = 0, bytes = 0;
+    uint64_t vectors = 0, requests = 0, conflicts = 0, bytes = 0, waits = 0, noops = 0, reserved = 0, ack = 0;
     rr.ok = 1;
     for (int i = 0; i < writers; i++) {
         pthread_join(th[i], NULL);
@@ -169,12 +177,20 @@ static run_result run_writers(const char *loc, const char *prefix, const float *
         requests += jobs[i].requests;
         conflicts += jobs[i].conflicts;
         bytes += jobs[i].bytes;
+        waits += jobs[i].waits;
+        noops += jobs[i].noops;
+        reserved += jobs[i].reserved;
+        ack += jobs[i].ack_ns_sum;
     }
     rr.seconds = (double)(s3v_now_ns() - t0) / 1e9;
     rr.vps = (double)vectors / rr.seconds;
     double batches = (double)vectors / batch;
     rr.req_per_batch = batches ? (double)requests / batches : 0;
     rr.conflicts_per_batch = batches ? (double)conflicts / batches : 0;
+    rr.waits_per_batch = batches ? (double)waits / batches : 0;
+    rr.noops_per_batch = batches ? (double)noops / batches : 0;
+    rr.reserved_share = batches ? (double)reserved / batches : 0;
+    rr.ack_ms = batches ? (double)ack / batches / 1e6 : 0;
     rr.mb_per_s = (double)bytes / rr.seconds / 1e6;
     return rr;
 }
@@ -204,6 +220,11 @@ static int mode_ingest(const char *loc, const float *vecs, size_t n, size_t dim,
         if (!ours.ok || !raw.ok) return 1;
         printf("| %d | %.0f | %.1f | %.2f | %.2f | %.0f | %.1f | %.2f |\n", w, ours.vps, ours.mb_per_s,
                ours.req_per_batch, ours.conflicts_per_batch, raw.vps, raw.mb_per_s, ours.vps / raw.vps);
+        fprintf(
+            stderr,
+            "# writers %d: per batch %.2f listings while waiting, %.2f no-ops, %.0f%% with a reservation; "
+            "append %.1f ms mean\n",
+            w, ours.waits_per_batch, ours.noops_per_batch, 100 * ours.reserved_share, ours.ack_ms);
         fflush(stdout);
     }
     return 0;

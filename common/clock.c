@@ -32,3 +32,10 @@ int64_t s3v_deadline_left_ms(uint64_t deadline_ns)
 }
 
 uint64_t s3v_deadline_in_ms(uint64_t ms) { return s3v_now_ns() + ms * 1000000ull; }
+
+void s3v_sleep_us(uint64_t us)
+{
+    struct timespec ts = {(time_t)(us / 1000000u), (long)(us % 1000000u) * 1000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}

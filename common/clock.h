@@ -15,5 +15,7 @@ uint64_t s3v_thread_cpu_ns(void);
 int64_t s3v_deadline_left_ms(uint64_t deadline_ns);
 /* A deadline `ms` milliseconds from now. */
 uint64_t s3v_deadline_in_ms(uint64_t ms);
+/* Sleeps the calling thread for `us` microseconds (resumed after a signal until the time has passed). */
+void s3v_sleep_us(uint64_t us);
 
 #endif

@@ -201,8 +201,8 @@ fail:
 }
 
 /* Applies the outcome of one GET of log slot seq (status `got`, body bytes/size, taken over): a missing
- * object means the slot is free and nothing is new (*more = 0); an object is applied (*more = 1: the next
- * slot may hold another). */
+ * object or a reservation means nothing new is readable yet (*more = 0); an object is applied (*more = 1:
+ * the next slot may hold another). */
 static s3v_status apply_slot(ivf_index *ix, uint64_t seq, s3v_status got, uint8_t *bytes, size_t size,
                              ivf_refresh_info *info, int *more)
 {
@@ -214,6 +214,10 @@ static s3v_status apply_slot(ivf_index *ix, uint64_t seq, s3v_status got, uint8_
         return S3V_OK;
     }
     if (!bytes) return log_corrupt(ix, s3v_errorf(S3V_ERR_CORRUPT, "empty object"), seq);
+    if (wal_is_reservation(bytes, size)) { /* taken by a writer that has not written it yet */
+        free(bytes);
+        return S3V_OK;
+    }
     S3V_TRY(apply_object(ix, bytes, size, seq));
     info->objects++;
     *more = 1;

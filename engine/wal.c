@@ -11,13 +11,20 @@
 #include "common/crc32c.h"
 #include "common/le.h"
 #include "common/log.h"
+#include "common/rng.h"
 #include "engine/input.h"
 
 static const uint8_t WAL_MAGIC[8] = {'S', '3', 'V', 'W', 'L', 'O', 'G', 0};
+static const uint8_t RSV_MAGIC[8] = {'S', '3', 'V', 'W', 'R', 'S', 'V', 0};
 
-#define MANIFEST_CAP (IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE)
-#define MAX_ATTEMPTS 8 /* whole attempts (fresh manifest, new slot) per append */
-#define JUMP_AFTER   3 /* conflicts in a row before listing to find the end of the log */
+#define MANIFEST_CAP  (IVF_MANIFEST_MAX_BODY + IVF_MANIFEST_HEADER_SIZE)
+#define MAX_ATTEMPTS  8     /* whole attempts (fresh manifest, new slot) per append */
+#define JUMP_AFTER    3     /* conflicts in a row before listing to find the end of the log */
+#define CONTENDED     32    /* appends made with reservations after a conflict (a quiet one counts down) */
+#define WAIT_FIRST_US 2000  /* first pause while waiting for reservations below the slot */
+#define WAIT_MAX_US   50000 /* longest pause */
+#define SPREAD_MAX    16    /* contended writers pick among this many slots at most */
+#define MAX_FILL      64    /* holes filled per listing */
 
 /* ---- batch ---- */
 
@@ -212,7 +219,7 @@ s3v_status wal_object_parse(const uint8_t *p, size_t n, uint64_t incarnation, ui
         return s3v_errorf(S3V_ERR_CORRUPT,
                           "log object names slot %llu of another place than where it is stored",
                           (unsigned long long)o.seq);
-    if (o.count == 0 || o.count > WAL_MAX_RECORDS)
+    if (o.count > WAL_MAX_RECORDS || (o.count == 0) != (body == 0))
         return s3v_errorf(S3V_ERR_CORRUPT, "log object record count %u is out of range", o.count);
     if ((uint64_t)body != n - WAL_HEADER_SIZE)
         return s3v_errorf(S3V_ERR_CORRUPT, "log object body size %u does not match the object (%zu bytes)",
@@ -289,12 +296,40 @@ int wal_parse_seq(const char *name, uint64_t *seq)
     return 1;
 }
 
+/* ---- reservations ---- */
+
+/* magic, slot, incarnation, the size of the object to come, CRC-32C of bytes 0..27 */
+static void reservation_encode(uint8_t r[WAL_RESERVATION_SIZE], uint64_t incarnation, uint64_t seq,
+                               uint32_t size)
+{
+    memcpy(r, RSV_MAGIC, 8);
+    le_put_u64(r + 8, seq);
+    le_put_u64(r + 16, incarnation);
+    le_put_u32(r + 24, size);
+    le_put_u32(r + 28, s3v_crc32c(0, r, 28));
+}
+
+int wal_is_reservation(const uint8_t *p, size_t n)
+{
+    return n == WAL_RESERVATION_SIZE && memcmp(p, RSV_MAGIC, 8) == 0;
+}
+
+/* The object size a reservation of slot seq announces; 0 when the bytes are not one (or corrupt). */
+static uint32_t reservation_size(const uint8_t *p, size_t n, uint64_t incarnation, uint64_t seq)
+{
+    if (!wal_is_reservation(p, n) || le_get_u32(p + 28) != s3v_crc32c(0, p, 28) || le_get_u64(p + 8) != seq ||
+        le_get_u64(p + 16) != incarnation)
+        return 0;
+    return le_get_u32(p + 24);
+}
+
 /* ---- listing ---- */
 
 typedef struct slot_list {
     wal_slot *v;
     size_t len, cap, max;
-    uint64_t want; /* the next slot expected */
+    uint64_t want;     /* the next slot expected */
+    int stop_reserved; /* readers: a reservation ends the run like a missing slot */
     s3v_status st;
 } slot_list;
 
@@ -305,6 +340,7 @@ static int on_slot(void *arg, const char *key, uint64_t size, int is_prefix)
     if (is_prefix || !wal_parse_seq(key, &seq)) return 0; /* not a log object: ignore */
     if (seq < l->want) return 0;
     if (seq != l->want || l->len >= l->max) return 1; /* a gap (never written) or enough */
+    if (l->stop_reserved && size == WAL_RESERVATION_SIZE) return 1;
     if (l->len == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         wal_slot *p = realloc(l->v, cap * sizeof *p);
@@ -320,13 +356,15 @@ static int on_slot(void *arg, const char *key, uint64_t size, int is_prefix)
     return 0;
 }
 
-s3v_status wal_list_slots(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t from,
-                          size_t max_slots, uint64_t deadline, wal_slot **out, size_t *len)
+/* The contiguous run of slots from `from`, reservations included unless stop_reserved. */
+static s3v_status list_run(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t from,
+                           size_t max_slots, int stop_reserved, uint64_t deadline, wal_slot **out,
+                           size_t *len)
 {
     char folder[WAL_KEY_MAX], after[WAL_KEY_MAX];
     S3V_TRY(wal_folder(prefix, incarnation, folder, sizeof folder));
     if (from) S3V_TRY(wal_object_key(prefix, incarnation, from - 1, after, sizeof after));
-    slot_list l = {NULL, 0, 0, max_slots ? max_slots : SIZE_MAX, from, S3V_OK};
+    slot_list l = {NULL, 0, 0, max_slots ? max_slots : SIZE_MAX, from, stop_reserved, S3V_OK};
     s3v_list_req req = {folder, NULL, from ? after : NULL, 0};
     s3v_status rc = s3v_storage_list(st, &req, deadline, on_slot, &l);
     if (rc == S3V_OK) rc = l.st;
@@ -337,6 +375,12 @@ s3v_status wal_list_slots(s3v_storage *st, const char *prefix, uint64_t incarnat
     *out = l.v;
     *len = l.len;
     return S3V_OK;
+}
+
+s3v_status wal_list_slots(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t from,
+                          size_t max_slots, uint64_t deadline, wal_slot **out, size_t *len)
+{
+    return list_run(st, prefix, incarnation, from, max_slots, 1, deadline, out, len);
 }
 
 typedef struct first_ctx {
@@ -365,19 +409,6 @@ static s3v_status first_slot(s3v_storage *st, const char *folder, uint64_t deadl
     return S3V_OK;
 }
 
-/* The last slot of the log after `after` (a listing to the end); *found = 0 when there is none. */
-static s3v_status last_slot(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t after,
-                            uint64_t deadline, uint64_t *last, int *found)
-{
-    wal_slot *v = NULL;
-    size_t n = 0;
-    S3V_TRY(wal_list_slots(st, prefix, incarnation, after + 1, 0, deadline, &v, &n));
-    *found = n > 0;
-    if (n) *last = v[n - 1].seq;
-    free(v);
-    return S3V_OK;
-}
-
 s3v_status wal_log_ended(s3v_storage *st, const char *prefix, uint64_t incarnation, uint64_t deadline,
                          int *ended, uint64_t *at_ms, uint32_t *grace_seconds)
 {
@@ -390,11 +421,13 @@ s3v_status wal_log_ended(s3v_storage *st, const char *prefix, uint64_t incarnati
     if (!any) return S3V_OK;
     wal_slot *v = NULL;
     size_t n = 0;
-    S3V_TRY(wal_list_slots(st, prefix, incarnation, first, 0, deadline, &v, &n));
+    S3V_TRY(list_run(st, prefix, incarnation, first, 0, 0, deadline, &v, &n));
     s3v_status rc = S3V_OK;
-    /* the marker is the last object, unless writers that had not noticed the end appended after it */
-    for (size_t k = 0; rc == S3V_OK && k < 8 && k < n && !*ended; k++) {
+    /* the marker is the last object, unless writers that had not noticed the end appended (or reserved
+     * slots) after it */
+    for (size_t k = 0; rc == S3V_OK && k < 16 && k < n && !*ended; k++) {
         const wal_slot *sl = &v[n - 1 - k];
+        if (sl->size == WAL_RESERVATION_SIZE) continue;
         rc = wal_object_key(prefix, incarnation, sl->seq, key, sizeof key);
         s3v_buf b;
         s3v_buf_init(&b, WAL_MAX_OBJECT_SIZE);
@@ -419,10 +452,6 @@ s3v_status wal_log_ended(s3v_storage *st, const char *prefix, uint64_t incarnati
 
 /* ---- writer ---- */
 
-struct wal_writer;
-static s3v_status end_of_log(struct wal_writer *w, uint64_t inc, uint64_t from, uint64_t deadline,
-                             uint64_t *seq);
-
 struct wal_writer {
     s3v_storage *st;
     char prefix[1024];
@@ -430,7 +459,12 @@ struct wal_writer {
     ivf_manifest m;
     int have_m;
     uint64_t m_mono_ns; /* when the manifest was read (monotonic) */
-    uint64_t hint;      /* the slot after this writer's last write */
+    uint64_t hint;      /* where to try next: after this writer's last write, or the end it last saw */
+    uint64_t clean;     /* every slot below it held a written object (no reservation) when last seen */
+    uint32_t contended; /* > 0: take slots with a reservation first */
+    uint32_t spread;    /* contended: how many slots past the end to choose among (1 = the end) */
+    s3v_rng rng;
+    uint32_t rsv_base_ms, rsv_bytes_per_ms;
     s3v_buf obj;
 };
 
@@ -446,6 +480,10 @@ s3v_status wal_writer_new(s3v_storage *st, const char *prefix, wal_writer **out)
         return rc;
     }
     s3v_buf_init(&w->obj, WAL_MAX_OBJECT_SIZE);
+    w->rsv_base_ms = 2000;
+    w->rsv_bytes_per_ms = 4000;
+    w->spread = 1;
+    s3v_rng_seed(&w->rng, s3v_now_ns() ^ (uint64_t)(uintptr_t)w);
     *out = w;
     return S3V_OK;
 }
@@ -459,6 +497,12 @@ void wal_writer_free(wal_writer *w)
 }
 
 const ivf_manifest *wal_writer_manifest(const wal_writer *w) { return w->have_m ? &w->m : NULL; }
+
+void wal_writer_set_reserve_timeout(wal_writer *w, uint32_t base_ms, uint32_t bytes_per_ms)
+{
+    w->rsv_base_ms = base_ms;
+    w->rsv_bytes_per_ms = bytes_per_ms ? bytes_per_ms : 1;
+}
 
 /* Reads the manifest into the writer. NOT_FOUND when the index does not exist. */
 static s3v_status read_manifest(wal_writer *w, uint64_t deadline, wal_append_info *info)
@@ -479,7 +523,7 @@ static s3v_status read_manifest(wal_writer *w, uint64_t deadline, wal_append_inf
     }
     s3v_buf_free(&buf);
     if (rc != S3V_OK) return rc;
-    if (w->have_m && m.incarnation != w->m.incarnation) w->hint = 0;
+    if (w->have_m && m.incarnation != w->m.incarnation) w->hint = w->clean = 0;
     ivf_manifest_free(&w->m);
     w->m = m;
     w->have_m = 1;
@@ -497,13 +541,21 @@ static void remove_object(wal_writer *w, const char *key, uint64_t deadline, wal
     if (rc != S3V_OK) s3v_log(S3V_LOG_WARN, "log object %s was not removed: %s", key, s3v_errmsg(rc));
 }
 
-/* The first free slot from `from` on (the log is contiguous). */
-static s3v_status end_of_log(wal_writer *w, uint64_t inc, uint64_t from, uint64_t deadline, uint64_t *seq)
+/* The first free slot from `from` on (the log is contiguous), and the first reserved slot on the way
+ * (*reserved = *seq when there is none). */
+static s3v_status end_of_log(wal_writer *w, uint64_t inc, uint64_t from, uint64_t deadline, uint64_t *seq,
+                             uint64_t *reserved)
 {
     wal_slot *v = NULL;
     size_t n = 0;
-    S3V_TRY(wal_list_slots(w->st, w->prefix, inc, from, 0, deadline, &v, &n));
+    S3V_TRY(list_run(w->st, w->prefix, inc, from, 0, 0, deadline, &v, &n));
     *seq = n ? v[n - 1].seq + 1 : from;
+    *reserved = *seq;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].size == WAL_RESERVATION_SIZE) {
+            *reserved = v[i].seq;
+            break;
+        }
     free(v);
     return S3V_OK;
 }
@@ -518,6 +570,248 @@ s3v_status wal_writer_prepare(wal_writer *w, uint64_t deadline, const ivf_manife
     }
     *out = &w->m;
     return S3V_OK;
+}
+
+/* One listing from `lo` while a writer waits (a missing slot below `seq` was collected after it was
+ * folded, or removed from a dead incarnation: not waited for). It finds the lowest reserved slot in
+ * [lo, seq), and past seq the end of the contiguous run (`end`, the first missing slot) and the first
+ * reserved slot in (seq, end) (`after`, = end when none). */
+typedef struct rsv_scan {
+    uint64_t lo, seq, first, after, end;
+    int found;
+    uint64_t want;            /* the next slot expected at or above `fill_from` */
+    uint64_t fill_from;       /* holes below this are not filled (collected slots, below the start) */
+    uint64_t holes[MAX_FILL]; /* missing slots in [fill_from, seq) */
+    size_t nholes;
+} rsv_scan;
+
+static void note_holes(rsv_scan *r, uint64_t upto)
+{
+    for (uint64_t h = r->want; h < upto && r->nholes < MAX_FILL; h++) r->holes[r->nholes++] = h;
+    if (upto > r->want) r->want = upto;
+}
+
+static int on_rsv(void *arg, const char *key, uint64_t size, int is_prefix)
+{
+    rsv_scan *r = arg;
+    uint64_t s;
+    if (is_prefix || !wal_parse_seq(key, &s) || s < r->lo) return 0;
+    if (s >= r->fill_from) note_holes(r, s < r->seq ? s : r->seq);
+    if (s < r->fill_from) return 0;
+    if (s < r->seq) {
+        r->want = s + 1;
+        if (size == WAL_RESERVATION_SIZE && !r->found) {
+            r->first = s;
+            r->found = 1;
+        }
+        return 0;
+    }
+    if (s != r->end) return 1; /* the end of the run */
+    if (size == WAL_RESERVATION_SIZE && r->after == UINT64_MAX && s > r->seq) r->after = s;
+    r->end = s + 1;
+    return 0;
+}
+
+/* Replaces the reservation of slot `s` with a no-op object if it has stood longer than its timeout since
+ * `since` (monotonic ns); *done = 1 when the slot no longer needs waiting for. */
+static s3v_status break_if_stale(wal_writer *w, uint64_t inc, uint64_t s, uint64_t since, uint64_t deadline,
+                                 wal_append_info *info, int *done)
+{
+    *done = 0;
+    uint64_t waited_ms = (s3v_now_ns() - since) / 1000000;
+    if (waited_ms < w->rsv_base_ms) return S3V_OK;
+    char key[WAL_KEY_MAX];
+    S3V_TRY(wal_object_key(w->prefix, inc, s, key, sizeof key));
+    s3v_buf b;
+    s3v_buf_init(&b, WAL_MAX_OBJECT_SIZE);
+    s3v_obj_info oi;
+    info->requests++;
+    s3v_status rc = s3v_storage_get(w->st, key, deadline, &b, &oi);
+    if (rc == S3V_ERR_NOT_FOUND) { /* collected: it was folded, so written */
+        s3v_error_clear();
+        s3v_buf_free(&b);
+        *done = 1;
+        return S3V_OK;
+    }
+    if (rc != S3V_OK) {
+        s3v_buf_free(&b);
+        return rc;
+    }
+    int reserved = wal_is_reservation(b.ptr, b.len);
+    uint32_t announced = reserved ? reservation_size(b.ptr, b.len, inc, s) : 0;
+    s3v_buf_free(&b);
+    if (!reserved) { /* written meanwhile */
+        *done = 1;
+        return S3V_OK;
+    }
+    if (waited_ms < w->rsv_base_ms + announced / w->rsv_bytes_per_ms) return S3V_OK;
+    wal_batch nop;
+    wal_batch_init(&nop, w->m.dimension);
+    s3v_buf obj;
+    s3v_buf_init(&obj, WAL_HEADER_SIZE);
+    rc = wal_object_encode(&nop, inc, s, &obj);
+    s3v_put_cond cond = {S3V_PUT_IF_MATCH, oi.etag};
+    if (rc == S3V_OK) {
+        info->requests++;
+        rc = s3v_storage_put(w->st, key, obj.ptr, obj.len, &cond, deadline, NULL);
+    }
+    s3v_buf_free(&obj);
+    wal_batch_free(&nop);
+    if (rc == S3V_OK) {
+        info->broken++;
+        s3v_log(S3V_LOG_WARN, "log slot %llu was reserved for %llu ms and never written; filled with a no-op",
+                (unsigned long long)s, (unsigned long long)waited_ms);
+        *done = 1;
+    } else if (rc == S3V_ERR_PRECONDITION || rc == S3V_ERR_NOT_FOUND) { /* written or broken meanwhile */
+        s3v_error_clear();
+        rc = S3V_OK;
+    }
+    return rc;
+}
+
+/* Puts a no-op object into a free slot (If-None-Match: a slot taken meanwhile is left as it is). */
+static s3v_status fill_hole(wal_writer *w, uint64_t inc, uint64_t s, uint64_t deadline, wal_append_info *info)
+{
+    char key[WAL_KEY_MAX];
+    S3V_TRY(wal_object_key(w->prefix, inc, s, key, sizeof key));
+    wal_batch nop;
+    wal_batch_init(&nop, w->m.dimension);
+    s3v_buf obj;
+    s3v_buf_init(&obj, WAL_HEADER_SIZE);
+    s3v_status rc = wal_object_encode(&nop, inc, s, &obj);
+    s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
+    if (rc == S3V_OK) {
+        info->requests++;
+        rc = s3v_storage_put(w->st, key, obj.ptr, obj.len, &cond, deadline, NULL);
+    }
+    s3v_buf_free(&obj);
+    wal_batch_free(&nop);
+    if (rc == S3V_OK) info->filled++;
+    if (rc == S3V_ERR_PRECONDITION) {
+        s3v_error_clear();
+        rc = S3V_OK;
+    }
+    return rc;
+}
+
+/* Waits until no slot in [lo, seq) is free or holds a reservation, so that a reader going slot by slot
+ * reaches seq. Free slots (skipped by contended writers) are filled with no-op objects at once, and so
+ * are reservations that outstay their timeout. Lists at least once; the last listing's view past seq goes
+ * to *end and *after (see rsv_scan). Holes are only filled in [fill_from, seq) and before put_deadline
+ * (the grace rule: fill_from is the start of the log in a manifest read within the window). */
+static s3v_status wait_below(wal_writer *w, uint64_t inc, uint64_t lo, uint64_t seq, uint64_t fill_from,
+                             uint64_t put_deadline, uint64_t deadline, wal_append_info *info, uint64_t *end,
+                             uint64_t *after)
+{
+    char folder[WAL_KEY_MAX], after_key[WAL_KEY_MAX];
+    S3V_TRY(wal_folder(w->prefix, inc, folder, sizeof folder));
+    uint64_t pause_us = WAIT_FIRST_US, watched = UINT64_MAX, since = 0;
+    for (;;) {
+        if (lo) S3V_TRY(wal_object_key(w->prefix, inc, lo - 1, after_key, sizeof after_key));
+        rsv_scan r = {lo, seq, 0, UINT64_MAX, seq, 0, fill_from > lo ? fill_from : lo, fill_from, {0}, 0};
+        s3v_list_req req = {folder, NULL, lo ? after_key : NULL, 0};
+        info->requests++;
+        info->waits++;
+        S3V_TRY(s3v_storage_list(w->st, &req, deadline, on_rsv, &r));
+        note_holes(&r, seq);
+        *end = r.end > seq ? r.end : seq + 1;
+        *after = r.after < *end ? r.after : *end;
+        if (r.nholes) {
+            if (s3v_now_ns() >= put_deadline) { /* the grace rule: a fresh manifest before filling */
+                S3V_TRY(read_manifest(w, deadline, info));
+                if (w->m.incarnation != inc) return S3V_OK; /* the acknowledging read will refuse it */
+                fill_from = w->m.wal_start;
+                uint64_t window_end = w->m_mono_ns + window_ns(&w->m);
+                put_deadline = deadline < window_end ? deadline : window_end;
+                continue;
+            }
+            for (size_t i = 0; i < r.nholes; i++) S3V_TRY(fill_hole(w, inc, r.holes[i], put_deadline, info));
+            continue;
+        }
+        if (!r.found) return S3V_OK;
+        lo = r.first;
+        uint64_t now = s3v_now_ns();
+        if (lo != watched) { /* a new one to watch: the earlier ones were written */
+            watched = lo;
+            since = now;
+            pause_us = WAIT_FIRST_US;
+        } else {
+            int done;
+            S3V_TRY(break_if_stale(w, inc, lo, since, deadline, info, &done));
+            if (done) continue;
+        }
+        if (deadline != S3V_NO_DEADLINE && now + pause_us * 1000 >= deadline)
+            return s3v_errorf(S3V_ERR_TIMEOUT,
+                              "log slot %llu below this write was still reserved at the deadline",
+                              (unsigned long long)lo);
+        s3v_sleep_us(pause_us);
+        pause_us = pause_us * 2 < WAIT_MAX_US ? pause_us * 2 : WAIT_MAX_US;
+    }
+}
+
+/* Contended writers that all went for the same next slot would collide again and again: each picks one of
+ * the next `spread` slots at random instead (the ones left free are filled with no-ops before any write
+ * above them is acknowledged). `spread` grows with every conflict at a freshly listed end and shrinks with
+ * every append that had no such conflict, so it follows the number of writers racing. */
+static uint64_t pick_offset(wal_writer *w) { return w->spread > 1 ? s3v_rng_below(&w->rng, w->spread) : 0; }
+
+/* Takes slot *seq or a later one for the encoded object in w->obj (re-encoded per slot): directly with
+ * If-None-Match, or, when `*reserve`, with a reservation that is then replaced by the object. *lo is
+ * lowered to the first slot found taken on the way (it may hold a reservation). S3V_ERR_PRECONDITION when
+ * the reservation won was broken before the object replaced it. */
+static s3v_status take_slot(wal_writer *w, const wal_batch *b, uint64_t inc, uint64_t *seq, uint64_t *lo,
+                            int *reserve, uint64_t put_deadline, wal_append_info *info)
+{
+    char key[WAL_KEY_MAX];
+    uint32_t since_list = 0; /* conflicts since the position came from a listing */
+    int listed = 0;
+    size_t size = WAL_HEADER_SIZE + b->body.len;
+    s3v_obj_info oi;
+    s3v_status rc;
+    for (;;) {
+        S3V_TRY(wal_object_key(w->prefix, inc, *seq, key, sizeof key));
+        s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
+        info->requests++;
+        if (*reserve) {
+            uint8_t r[WAL_RESERVATION_SIZE];
+            reservation_encode(r, inc, *seq, (uint32_t)size);
+            rc = s3v_storage_put(w->st, key, r, sizeof r, &cond, put_deadline, &oi);
+        } else {
+            s3v_buf_reset(&w->obj);
+            S3V_TRY(wal_object_encode(b, inc, *seq, &w->obj));
+            rc = s3v_storage_put(w->st, key, w->obj.ptr, w->obj.len, &cond, put_deadline, NULL);
+        }
+        if (rc != S3V_ERR_PRECONDITION) break;
+        s3v_error_clear();
+        info->conflicts++;
+        if (*seq < *lo) *lo = *seq;
+        *reserve = 1; /* contended: from now on a lost race costs a small PUT, not the object */
+        /* A conflict at a position this writer remembered means the log moved on: one listing finds its
+         * end. A conflict at the end just listed is a race with other writers: they spread out. */
+        if (!listed || ++since_list % JUMP_AFTER == 0) {
+            uint64_t end, reserved;
+            info->requests++;
+            S3V_TRY(end_of_log(w, inc, *seq + 1, put_deadline, &end, &reserved));
+            *seq = end + (listed ? pick_offset(w) : 0);
+            listed = 1;
+        } else {
+            if (w->spread < SPREAD_MAX) w->spread++;
+            *seq += 1 + pick_offset(w);
+        }
+    }
+    if (rc != S3V_OK || !*reserve) return rc;
+    info->reserved = 1;
+    s3v_buf_reset(&w->obj);
+    S3V_TRY(wal_object_encode(b, inc, *seq, &w->obj));
+    s3v_put_cond cond = {S3V_PUT_IF_MATCH, oi.etag};
+    info->requests++;
+    rc = s3v_storage_put(w->st, key, w->obj.ptr, w->obj.len, &cond, put_deadline, NULL);
+    if (rc == S3V_ERR_NOT_FOUND) { /* only a dead incarnation's log is removed: treat as broken */
+        s3v_error_clear();
+        rc = s3v_errorf(S3V_ERR_PRECONDITION, "the reservation of log slot %llu is gone",
+                        (unsigned long long)*seq);
+    }
+    return rc;
 }
 
 s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadline, wal_append_info *info)
@@ -540,41 +834,40 @@ s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadlin
             return s3v_errorf(S3V_ERR_DIMENSION, "vectors have dimension %u, the index has dimension %u",
                               b->dim, w->m.dimension);
         uint64_t inc = w->m.incarnation;
+        /* `lo`: the first slot below ours that may still hold a reservation */
         uint64_t seq = w->hint > w->m.wal_start ? w->hint : w->m.wal_start;
+        uint64_t lo = w->clean > w->m.wal_start ? w->clean : w->m.wal_start;
+        if (lo > seq) lo = seq;
         if (w->hint <= w->m.wal_start) { /* no position of our own: one listing finds the end of the log */
             info->requests++;
-            S3V_TRY(end_of_log(w, inc, w->m.wal_start, deadline, &seq));
+            S3V_TRY(end_of_log(w, inc, w->m.wal_start, deadline, &seq, &lo));
         }
         uint64_t window_end = w->m_mono_ns + window_ns(&w->m);
         uint64_t put_deadline = deadline < window_end ? deadline : window_end;
-        uint32_t in_a_row = 0;
-        s3v_status rc = S3V_OK;
-        for (;;) {
-            s3v_buf_reset(&w->obj);
-            S3V_TRY(wal_object_encode(b, inc, seq, &w->obj));
-            S3V_TRY(wal_object_key(w->prefix, inc, seq, key, sizeof key));
-            s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
-            info->requests++;
-            rc = s3v_storage_put(w->st, key, w->obj.ptr, w->obj.len, &cond, put_deadline, NULL);
-            if (rc != S3V_ERR_PRECONDITION) break;
+        int reserve = w->contended > 0;
+        if (reserve) seq += pick_offset(w);
+        s3v_status rc = take_slot(w, b, inc, &seq, &lo, &reserve, put_deadline, info);
+        if (reserve) w->contended = info->conflicts ? CONTENDED : w->contended - 1;
+        if (!info->conflicts && w->spread > 1) w->spread--; /* no race this time */
+        if (rc == S3V_ERR_PRECONDITION) { /* our reservation was taken for a dead one's: a later slot */
             s3v_error_clear();
-            info->conflicts++;
-            if (++in_a_row % JUMP_AFTER == 0) { /* many writers ahead: find the end with one listing */
-                uint64_t last;
-                int found;
-                info->requests++;
-                rc = last_slot(w->st, w->prefix, inc, seq, put_deadline, &last, &found);
-                if (rc != S3V_OK) break;
-                seq = found ? last + 1 : seq + 1;
-            } else {
-                seq++;
-            }
+            if (lo < w->clean || w->clean < w->m.wal_start) w->clean = lo;
+            w->hint = seq + 1;
+            continue;
         }
         if (rc == S3V_ERR_TIMEOUT && s3v_now_ns() < deadline) {
             w->have_m = 0; /* the manifest's window closed before a slot was won: read it again */
             continue;
         }
         S3V_TRY(rc);
+        S3V_TRY(wal_object_key(w->prefix, inc, seq, key, sizeof key));
+        /* Readers stop at a reservation: wait until those below ours are written (or broken). The listing
+         * also shows how far the log has grown past ours: where a contended writer tries next. */
+        uint64_t end = seq + 1, after = seq + 1;
+        if (lo < seq || reserve) {
+            rc = wait_below(w, inc, lo, seq, w->m.wal_start, put_deadline, deadline, info, &end, &after);
+            if (rc != S3V_OK) return s3v_error_context(rc, "log object %llu", (unsigned long long)seq);
+        }
         /* Acknowledge only when the index is still the one the slot belongs to. */
         rc = read_manifest(w, deadline, info);
         if (rc == S3V_ERR_NOT_FOUND) {
@@ -589,7 +882,8 @@ s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadlin
                               "the index was deleted or replaced while the vectors were written");
         }
         /* seq below the start means a compaction already folded this object: it is visible */
-        w->hint = seq + 1;
+        w->hint = end;
+        w->clean = after;
         info->seq = seq;
         return S3V_OK;
     }
@@ -613,7 +907,7 @@ s3v_status wal_append_drop(s3v_storage *st, const char *prefix, uint64_t incarna
         rc = first_slot(st, folder, deadline, &first, &any);
         wal_slot *v = NULL;
         size_t n = 0;
-        if (rc == S3V_OK && any) rc = wal_list_slots(st, prefix, incarnation, first, 0, deadline, &v, &n);
+        if (rc == S3V_OK && any) rc = list_run(st, prefix, incarnation, first, 0, 0, deadline, &v, &n);
         if (rc != S3V_OK) break;
         from = n ? v[n - 1].seq + 1 : first;
         if (from < start) from = start; /* readers look from the start on */

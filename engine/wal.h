@@ -7,6 +7,14 @@
  * reading slot `next` until it is missing. The manifest names the incarnation and `start`, the first
  * slot not yet folded into the index by compaction.
  *
+ * Under contention a writer first takes its slot with a 32-byte reservation (If-None-Match), then
+ * replaces the reservation with the log object (If-Match its etag), so writers that lose a race lose a
+ * small PUT instead of the whole object. Readers treat a reservation like a missing slot (they stop
+ * there). Before acknowledging, a writer waits until no slot below its own still holds a reservation, so
+ * every acknowledged write is reachable by a reader that reads slot after slot; a reservation left by a
+ * writer that died is replaced with an empty ("no-op") log object after a timeout, and the late
+ * reservation holder's If-Match then fails, so its write is retried in a later slot.
+ *
  * A write is acknowledged only after a second look at the manifest, taken after the log object
  * landed, shows the same incarnation and a start at or below the slot: then every reader that starts
  * afterwards sees it (in the log, or folded into a generation). If the index was deleted or replaced
@@ -31,14 +39,15 @@
 #include "common/storage.h"
 #include "engine/format.h"
 
-#define WAL_HEADER_SIZE     48
-#define WAL_VERSION         1
-#define WAL_RECORD_HEADER   8
-#define WAL_MAX_RECORDS     500           /* records per object: the PutVectors / DeleteVectors limit */
-#define WAL_MAX_META_SIZE   (64u * 1024u) /* bytes of one record's metadata text */
-#define WAL_MAX_OBJECT_SIZE (40u << 20)   /* bytes of one log object */
-#define WAL_SEQ_DIGITS      20
-#define WAL_KEY_MAX         (1024 + 64) /* storage key of a log object, prefix included */
+#define WAL_HEADER_SIZE      48
+#define WAL_VERSION          1
+#define WAL_RECORD_HEADER    8
+#define WAL_MAX_RECORDS      500           /* records per object: the PutVectors / DeleteVectors limit */
+#define WAL_MAX_META_SIZE    (64u * 1024u) /* bytes of one record's metadata text */
+#define WAL_MAX_OBJECT_SIZE  (40u << 20)   /* bytes of one log object */
+#define WAL_SEQ_DIGITS       20
+#define WAL_KEY_MAX          (1024 + 64) /* storage key of a log object, prefix included */
+#define WAL_RESERVATION_SIZE 32          /* bytes of a reservation; every log object is larger (>= 48) */
 
 /* PUT and DELETE are the records of PutVectors and DeleteVectors. DROP is the end of an incarnation
  * (DeleteIndex, or a build that replaced the index): an object holding one DROP record is appended to the
@@ -124,6 +133,10 @@ int wal_object_next(const wal_object *o, size_t *pos, wal_record *rec);
 /* 1 when a parsed object is a DROP marker; *at_ms and *grace_s receive its stamp (0 when unreadable). */
 int wal_object_is_drop(const wal_object *o, uint64_t *at_ms, uint32_t *grace_s);
 
+/* 1 when the bytes of a slot are a reservation (the slot is taken but not yet written: a reader treats it
+ * as missing). Checks the size and magic only; the writer that breaks a reservation verifies it fully. */
+int wal_is_reservation(const uint8_t *p, size_t n);
+
 /* "<prefix>/wal/<incarnation>/<seq, 20 digits>" (prefix may be ""). */
 S3V_MUST_USE s3v_status wal_object_key(const char *prefix, uint64_t incarnation, uint64_t seq, char *out,
                                        size_t out_size);
@@ -141,8 +154,8 @@ typedef struct wal_slot {
     uint64_t size;
 } wal_slot;
 
-/* Lists the slots from `from` on that exist in the log of `incarnation`, contiguous from `from` (the
- * listing stops at the first missing slot), at most max_slots. *out is malloc'd (free it), *len is
+/* Lists the slots from `from` on that hold log objects in the log of `incarnation`, contiguous from `from`
+ * (the listing stops at the first missing or reserved slot), at most max_slots. *out is malloc'd (free it), *len is
  * its length (0 when slot `from` does not exist). */
 S3V_MUST_USE s3v_status wal_list_slots(s3v_storage *st, const char *prefix, uint64_t incarnation,
                                        uint64_t from, size_t max_slots, uint64_t deadline_ns, wal_slot **out,
@@ -166,8 +179,18 @@ typedef struct wal_append_info {
     uint64_t seq;       /* the slot the batch was written to */
     uint32_t conflicts; /* slots found taken on the way */
     uint32_t requests;  /* storage requests made (GET, PUT, LIST, DELETE) */
-    uint32_t retries;   /* whole attempts repeated (a slot below the start) */
+    uint32_t retries;   /* whole attempts repeated (the manifest's window closed, a reservation broken) */
+    uint32_t reserved;  /* 1 when the slot was taken with a reservation first */
+    uint32_t waits;     /* listings made while waiting for reservations below the slot to be written */
+    uint32_t broken;    /* stale reservations below the slot replaced with no-op objects */
+    uint32_t filled;    /* free slots below the slot (skipped by contended writers) filled with no-ops */
 } wal_append_info;
+
+/* A reservation that stays in place longer than base_ms + (the object size it announces) / bytes_per_ms,
+ * by this writer's clock, is taken to belong to a writer that died, and is replaced with a no-op object.
+ * Defaults: 2000 ms and 4000 bytes/ms (4 MB/s). A healthy writer slower than that loses its slot and
+ * retries; nothing is lost either way. */
+void wal_writer_set_reserve_timeout(wal_writer *w, uint32_t base_ms, uint32_t bytes_per_ms);
 
 /* Appends the batch as one log object and acknowledges it as described above. Reads the manifest when
  * the writer has none or its copy is older than a quarter of the index's grace period (and always once

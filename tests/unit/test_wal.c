@@ -14,9 +14,14 @@
  *    int8 bound rules out tail vectors without losing any;
  *  - the tail's rows under churn: after overwrites drop dead rows from its arrays and new keys follow,
  *    search still equals brute force and the bound still prunes;
- *  - refresh: a reader sees another writer's write at once, with one request when nothing is new. */
+ *  - refresh: a reader sees another writer's write at once, with one request when nothing is new;
+ *  - reservations: readers stop at one; a writer above it waits for it to be written (a healthy one is
+ *    never broken) or, once it outstays its timeout, fills it with a no-op (the late holder's write then
+ *    fails and nothing is lost); a writer that lost a race takes later slots with reservations; writers
+ *    on four threads leave a contiguous log in which every acknowledged write is found exactly once. */
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +156,41 @@ static void test_object_format(void)
     CHECK(!wal_parse_seq("99999999999999999999", &seq), "an overflowing slot is refused");
 }
 
+/* An empty log object (the no-op that fills a slot whose writer died) and reservations. */
+static void test_noop_and_reservation_format(void)
+{
+    wal_batch b;
+    wal_batch_init(&b, 3);
+    s3v_buf o;
+    s3v_buf_init(&o, 1 << 20);
+    REQUIRE(wal_object_encode(&b, 9, 4, &o) == S3V_OK, "encode a no-op");
+    wal_object obj;
+    CHECK(o.len == WAL_HEADER_SIZE && wal_object_parse(o.ptr, o.len, 9, 4, 3, &obj) == S3V_OK &&
+              obj.count == 0 && obj.body_size == 0,
+          "a no-op is a header with no records");
+    size_t pos = 0;
+    wal_record rec;
+    CHECK(!wal_object_next(&obj, &pos, &rec) && !wal_object_is_drop(&obj, NULL, NULL), "it holds nothing");
+    CHECK(!wal_is_reservation(o.ptr, o.len), "a no-op is not a reservation");
+    le_put_u32(o.ptr + 32, 1); /* claims a record it does not have */
+    le_put_u32(o.ptr + 44, s3v_crc32c(0, o.ptr, 44));
+    CHECK(wal_object_parse(o.ptr, o.len, 9, 4, 3, &obj) == S3V_ERR_CORRUPT,
+          "a count without a body: corrupt");
+    float v[3] = {1, 2, 3};
+    REQUIRE(wal_batch_put(&b, (const uint8_t *)"k", 1, v, NULL, 0) == S3V_OK, "put");
+    s3v_buf_reset(&o);
+    REQUIRE(wal_object_encode(&b, 9, 4, &o) == S3V_OK, "encode");
+    le_put_u32(o.ptr + 32, 0); /* a body that claims no records */
+    le_put_u32(o.ptr + 44, s3v_crc32c(0, o.ptr, 44));
+    CHECK(wal_object_parse(o.ptr, o.len, 9, 4, 3, &obj) == S3V_ERR_CORRUPT, "a body with count 0: corrupt");
+    uint8_t r[WAL_RESERVATION_SIZE] = {'S', '3', 'V', 'W', 'R', 'S', 'V', 0};
+    CHECK(wal_is_reservation(r, sizeof r) && !wal_is_reservation(r, sizeof r - 1) &&
+              !wal_is_reservation(o.ptr, WAL_RESERVATION_SIZE),
+          "a reservation is told by its size and magic");
+    s3v_buf_free(&o);
+    wal_batch_free(&b);
+}
+
 /* ---- helpers over a local index ---- */
 
 static s3v_storage *open_root(const char *dir)
@@ -250,9 +290,10 @@ static void test_writer(void)
     CHECK(wal_batch_put(&bt, (const uint8_t *)"late", 4, v, NULL, 0) == S3V_OK, "batch");
     wal_append_info info;
     REQUIRE(wal_writer_append(b, &bt, S3V_NO_DEADLINE, &info) == S3V_OK, "late append");
-    CHECK(info.seq == 52, "the late writer lands after the end (%llu)", (unsigned long long)info.seq);
-    CHECK(info.conflicts >= 3 && info.conflicts < 12, "it jumped instead of trying 40 slots (%u conflicts)",
-          info.conflicts);
+    CHECK(info.seq == 52 && info.filled == 0, "the late writer lands right after the end (%llu, %u no-ops)",
+          (unsigned long long)info.seq, info.filled);
+    CHECK(info.conflicts == 1 && info.requests <= 6,
+          "one conflict, then a listing found the end (%u conflicts)", info.conflicts);
     wal_batch_reset(&bt);
     CHECK(wal_writer_append(b, &bt, S3V_NO_DEADLINE, NULL) == S3V_ERR_INVALID, "an empty batch is refused");
     wal_batch_free(&bt);
@@ -893,17 +934,276 @@ static void test_merge(void)
     }
 }
 
+/* ---- reservations ---- */
+
+/* Puts a reservation of slot seq (as a writer that then stalls or dies would), returning its etag. */
+static void reserve_slot(s3v_storage *st, uint64_t inc, uint64_t seq, char etag[S3V_ETAG_MAX])
+{
+    uint8_t r[WAL_RESERVATION_SIZE] = {'S', '3', 'V', 'W', 'R', 'S', 'V', 0};
+    le_put_u64(r + 8, seq);
+    le_put_u64(r + 16, inc);
+    le_put_u32(r + 24, 1000);
+    le_put_u32(r + 28, s3v_crc32c(0, r, 28));
+    char key[WAL_KEY_MAX];
+    REQUIRE(wal_object_key("vb/ix", inc, seq, key, sizeof key) == S3V_OK, "key");
+    s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
+    s3v_obj_info oi;
+    REQUIRE(s3v_storage_put(st, key, r, sizeof r, &cond, S3V_NO_DEADLINE, &oi) == S3V_OK, "reserve %llu",
+            (unsigned long long)seq);
+    memcpy(etag, oi.etag, S3V_ETAG_MAX);
+}
+
+/* Replaces the reservation (etag) of slot seq with a one-put object, as its holder does. */
+static s3v_status commit_slot(s3v_storage *st, uint64_t inc, uint64_t seq, const char *etag, const char *k)
+{
+    wal_batch b;
+    wal_batch_init(&b, 4);
+    float v[4] = {7, 7, 7, 7};
+    s3v_buf o;
+    s3v_buf_init(&o, 1 << 20);
+    char key[WAL_KEY_MAX];
+    s3v_status rc = wal_batch_put(&b, (const uint8_t *)k, strlen(k), v, NULL, 0);
+    if (rc == S3V_OK) rc = wal_object_encode(&b, inc, seq, &o);
+    if (rc == S3V_OK) rc = wal_object_key("vb/ix", inc, seq, key, sizeof key);
+    s3v_put_cond cond = {S3V_PUT_IF_MATCH, etag};
+    if (rc == S3V_OK) rc = s3v_storage_put(st, key, o.ptr, o.len, &cond, S3V_NO_DEADLINE, NULL);
+    s3v_buf_free(&o);
+    wal_batch_free(&b);
+    return rc;
+}
+
+typedef struct append_job {
+    wal_writer *w;
+    const char *key;
+    s3v_status rc;
+    wal_append_info info;
+    uint64_t ms;
+} append_job;
+
+static void *append_main(void *arg)
+{
+    append_job *j = arg;
+    wal_batch b;
+    wal_batch_init(&b, 4);
+    float v[4] = {1, 1, 1, 1};
+    uint64_t t = s3v_now_ns();
+    j->rc = wal_batch_put(&b, (const uint8_t *)j->key, strlen(j->key), v, NULL, 0);
+    if (j->rc == S3V_OK) j->rc = wal_writer_append(j->w, &b, S3V_NO_DEADLINE, &j->info);
+    j->ms = (s3v_now_ns() - t) / 1000000;
+    wal_batch_free(&b);
+    return NULL;
+}
+
+static void test_reservations(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/reserve", tmpdir);
+    s3v_storage *st = open_root(dir);
+    REQUIRE(st != NULL, "storage");
+    ivf_manifest m;
+    REQUIRE(ivf_create_empty(st, "vb/ix", 4, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 0, S3V_NO_DEADLINE,
+                             &m) == S3V_OK,
+            "create");
+    uint64_t inc = m.incarnation;
+    ivf_manifest_free(&m);
+    wal_writer *a;
+    REQUIRE(wal_writer_new(st, "vb/ix", &a) == S3V_OK, "writer");
+    float v[4] = {1, 2, 3, 4};
+    REQUIRE(put_one(a, 4, "s0", v, NULL, NULL) == S3V_OK && put_one(a, 4, "s1", v, NULL, NULL) == S3V_OK,
+            "slots 0 and 1");
+    ivf_index *reader;
+    REQUIRE(ivf_index_open(st, "vb/ix", NULL, S3V_NO_DEADLINE, &reader) == S3V_OK, "reader");
+
+    /* a writer that reserved slot 2 and died: readers stop there */
+    char dead[S3V_ETAG_MAX];
+    reserve_slot(st, inc, 2, dead);
+    wal_slot *slots;
+    size_t ns;
+    REQUIRE(wal_list_slots(st, "vb/ix", inc, 0, 0, S3V_NO_DEADLINE, &slots, &ns) == S3V_OK, "list");
+    CHECK(ns == 2, "a listing stops at the reservation (%zu slots)", ns);
+    free(slots);
+    int reopen = 0;
+    CHECK(ivf_index_refresh(reader, S3V_NO_DEADLINE, &reopen, NULL) == S3V_OK && !reopen &&
+              ivf_tail_next(ivf_index_tail(reader)) == 2,
+          "a reader's refresh treats it as not yet written");
+
+    /* a writer that lands above it waits, then fills it with a no-op after its timeout */
+    wal_writer *b;
+    REQUIRE(wal_writer_new(st, "vb/ix", &b) == S3V_OK, "writer b");
+    wal_writer_set_reserve_timeout(b, 150, 1000000);
+    append_job j = {b, "above", S3V_OK, {0}, 0};
+    append_main(&j);
+    CHECK(j.rc == S3V_OK && j.info.seq == 3, "the write lands in slot 3 (%s, %llu)", s3v_status_name(j.rc),
+          (unsigned long long)j.info.seq);
+    CHECK(j.info.broken == 1 && j.info.waits >= 2 && j.ms >= 150,
+          "after waiting %llu ms (%u listings) it replaced the dead reservation (%u)",
+          (unsigned long long)j.ms, j.info.waits, j.info.broken);
+    CHECK(commit_slot(st, inc, 2, dead, "late") == S3V_ERR_PRECONDITION,
+          "the dead writer, come back, cannot write its slot any more");
+    s3v_error_clear();
+    reopen = 0;
+    CHECK(ivf_index_refresh(reader, S3V_NO_DEADLINE, &reopen, NULL) == S3V_OK &&
+              ivf_tail_next(ivf_index_tail(reader)) == 4,
+          "the reader reads past the no-op to the new write");
+    CHECK(get_value(reader, "above", NULL) == 1 && get_value(reader, "late", NULL) == 0,
+          "the acknowledged write is visible, the refused one is not");
+
+    /* a healthy reservation is waited for, never broken */
+    char live[S3V_ETAG_MAX];
+    reserve_slot(st, inc, 4, live);
+    wal_writer *c;
+    REQUIRE(wal_writer_new(st, "vb/ix", &c) == S3V_OK, "writer c");
+    append_job jc = {c, "after-live", S3V_OK, {0}, 0};
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, append_main, &jc) == 0, "thread");
+    s3v_sleep_us(80000);
+    CHECK(commit_slot(st, inc, 4, live, "live") == S3V_OK, "the slow writer writes its reserved slot");
+    pthread_join(th, NULL);
+    CHECK(jc.rc == S3V_OK && jc.info.seq == 5 && jc.info.broken == 0 && jc.ms >= 80,
+          "the writer above waited for it (%llu ms) and broke nothing", (unsigned long long)jc.ms);
+    CHECK(ivf_index_refresh(reader, S3V_NO_DEADLINE, &reopen, NULL) == S3V_OK &&
+              get_value(reader, "live", NULL) == 1 && get_value(reader, "after-live", NULL) == 1,
+          "both writes are visible");
+
+    /* a writer that loses a race switches to reservations */
+    wal_writer *d;
+    REQUIRE(wal_writer_new(st, "vb/ix", &d) == S3V_OK, "writer d");
+    uint64_t s;
+    REQUIRE(put_one(d, 4, "d6", v, NULL, &s) == S3V_OK && s == 6, "d writes slot 6");
+    REQUIRE(put_one(c, 4, "c7", v, NULL, &s) == S3V_OK && s == 7, "c writes 7 (d's next slot)");
+    append_job ja = {d, "d8", S3V_OK, {0}, 0};
+    append_main(&ja);
+    CHECK(ja.rc == S3V_OK && ja.info.conflicts == 1 && ja.info.reserved == 1 && ja.info.seq >= 8 &&
+              ja.info.seq - 8 == ja.info.filled,
+          "d lost slot 7 and took slot %llu with a reservation (conflicts %u, reserved %u, %u free slots "
+          "below it filled)",
+          (unsigned long long)ja.info.seq, ja.info.conflicts, ja.info.reserved, ja.info.filled);
+    uint64_t last = ja.info.seq;
+    append_job ja2 = {d, "d9", S3V_OK, {0}, 0};
+    append_main(&ja2);
+    CHECK(ja2.rc == S3V_OK && ja2.info.reserved == 1 && ja2.info.conflicts == 0 &&
+              ja2.info.seq - (last + 1) == ja2.info.filled,
+          "and keeps using them for a while");
+    last = ja2.info.seq;
+    CHECK(ivf_index_refresh(reader, S3V_NO_DEADLINE, &reopen, NULL) == S3V_OK &&
+              ivf_tail_next(ivf_index_tail(reader)) == last + 1 && get_value(reader, "d8", NULL) == 1 &&
+              get_value(reader, "d9", NULL) == 1,
+          "a reader reads through the filled slots to both");
+    REQUIRE(wal_list_slots(st, "vb/ix", inc, 0, 0, S3V_NO_DEADLINE, &slots, &ns) == S3V_OK, "list");
+    int written = ns == last + 1;
+    for (size_t i = 0; i < ns; i++) written &= slots[i].size >= WAL_HEADER_SIZE;
+    CHECK(written, "slots 0..%llu all hold log objects (%zu)", (unsigned long long)last, ns);
+    free(slots);
+    ivf_index_close(reader);
+    wal_writer_free(a);
+    wal_writer_free(b);
+    wal_writer_free(c);
+    wal_writer_free(d);
+    s3v_storage_close(st);
+}
+
+#define RACE_THREADS 4
+#define RACE_WRITES  25
+
+typedef struct race_job {
+    const char *dir;
+    int id;
+    s3v_status rc;
+    uint32_t conflicts, reserved, noops;
+} race_job;
+
+static void *race_main(void *arg)
+{
+    race_job *j = arg;
+    s3v_storage *st = open_root(j->dir);
+    wal_writer *w = NULL;
+    j->rc = st ? wal_writer_new(st, "vb/ix", &w) : S3V_ERR_IO;
+    for (int i = 0; i < RACE_WRITES && j->rc == S3V_OK; i++) {
+        wal_batch b;
+        wal_batch_init(&b, 4);
+        char k[32];
+        snprintf(k, sizeof k, "t%d-%d", j->id, i);
+        float v[4] = {(float)j->id, (float)i, 0, 1};
+        wal_append_info info;
+        j->rc = wal_batch_put(&b, (const uint8_t *)k, strlen(k), v, NULL, 0);
+        if (j->rc == S3V_OK) j->rc = wal_writer_append(w, &b, S3V_NO_DEADLINE, &info);
+        if (j->rc == S3V_OK) {
+            j->conflicts += info.conflicts;
+            j->reserved += info.reserved;
+            j->noops += info.filled + info.broken;
+        }
+        wal_batch_free(&b);
+    }
+    wal_writer_free(w);
+    s3v_storage_close(st);
+    return NULL;
+}
+
+static void test_reservation_race(void)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/race", tmpdir);
+    s3v_storage *st = open_root(dir);
+    REQUIRE(st != NULL, "storage");
+    ivf_manifest m;
+    REQUIRE(ivf_create_empty(st, "vb/ix", 4, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 0, S3V_NO_DEADLINE,
+                             &m) == S3V_OK,
+            "create");
+    uint64_t inc = m.incarnation;
+    ivf_manifest_free(&m);
+    race_job jobs[RACE_THREADS];
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++) {
+        jobs[i] = (race_job){dir, i, S3V_OK, 0, 0, 0};
+        REQUIRE(pthread_create(&th[i], NULL, race_main, &jobs[i]) == 0, "thread");
+    }
+    uint32_t conflicts = 0, reserved = 0, noops = 0;
+    int all_ok = 1;
+    for (int i = 0; i < RACE_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        all_ok &= jobs[i].rc == S3V_OK;
+        conflicts += jobs[i].conflicts;
+        reserved += jobs[i].reserved;
+        noops += jobs[i].noops;
+    }
+    CHECK(all_ok, "every write of %d threads acknowledged", RACE_THREADS);
+    printf("# race: %u conflicts, %u of %d writes with a reservation, %u no-ops\n", conflicts, reserved,
+           RACE_THREADS * RACE_WRITES, noops);
+    wal_slot *slots;
+    size_t ns;
+    REQUIRE(wal_list_slots(st, "vb/ix", inc, 0, 0, S3V_NO_DEADLINE, &slots, &ns) == S3V_OK, "list");
+    CHECK(ns == RACE_THREADS * RACE_WRITES + noops,
+          "a contiguous log of written slots: every write and every no-op (%zu)", ns);
+    free(slots);
+    ivf_index *reader;
+    REQUIRE(ivf_index_open(st, "vb/ix", NULL, S3V_NO_DEADLINE, &reader) == S3V_OK, "reader");
+    int found = 0;
+    for (int t = 0; t < RACE_THREADS; t++)
+        for (int i = 0; i < RACE_WRITES; i++) {
+            char k[32];
+            snprintf(k, sizeof k, "t%d-%d", t, i);
+            float first = -1;
+            found += get_value(reader, k, &first) == 1 && first == (float)t;
+        }
+    CHECK(found == RACE_THREADS * RACE_WRITES, "every write found once (%d)", found);
+    ivf_index_close(reader);
+    s3v_storage_close(st);
+}
+
 int main(void)
 {
     kern_init(0);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/s3vec-test-wal-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_object_format();
+    test_noop_and_reservation_format();
     test_writer();
     test_grace_rule();
     test_tail_semantics();
     test_merge();
     test_tail_churn();
+    test_reservations();
+    test_reservation_race();
     tu_rm_rf(tmpdir);
     return TEST_SUMMARY();
 }
