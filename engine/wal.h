@@ -2,18 +2,18 @@
  *
  * One PutVectors or DeleteVectors call is one immutable log object
  * <index>/wal/<incarnation>/<20-digit sequence number>, created with a conditional write
- * (If-None-Match), so no two writers ever take the same slot. Slots are taken in order (a writer only
- * tries the slot after one that is taken), so the log has no holes and a reader finds new writes by
- * reading slot `next` until it is missing. The manifest names the incarnation and `start`, the first
- * slot not yet folded into the index by compaction.
+ * (If-None-Match), so no two writers ever take the same slot. A reader finds new writes by reading slot
+ * `next` until it is missing or reserved. The manifest names the incarnation and `start`, the first slot
+ * not yet folded into the index by compaction.
  *
  * Under contention a writer first takes its slot with a 32-byte reservation (If-None-Match), then
  * replaces the reservation with the log object (If-Match its etag), so writers that lose a race lose a
- * small PUT instead of the whole object. Readers treat a reservation like a missing slot (they stop
- * there). Before acknowledging, a writer waits until no slot below its own still holds a reservation, so
- * every acknowledged write is reachable by a reader that reads slot after slot; a reservation left by a
- * writer that died is replaced with an empty ("no-op") log object after a timeout, and the late
- * reservation holder's If-Match then fails, so its write is retried in a later slot.
+ * small PUT instead of the whole object; racing writers spread over the next few slots at random. Before
+ * acknowledging, a writer makes sure every slot below its own is written: free slots are filled with
+ * empty ("no-op") log objects, reservations are waited for, and a reservation left by a writer that died
+ * is replaced with a no-op after a timeout (its holder's If-Match then fails, and its write is retried in
+ * a later slot). So every acknowledged write is reachable by a reader that reads slot after slot, and a
+ * write that starts after an acknowledgement lands in a later slot. FORMAT.md "Writing" has the details.
  *
  * A write is acknowledged only after a second look at the manifest, taken after the log object
  * landed, shows the same incarnation and a start at or below the slot: then every reader that starts
