@@ -612,6 +612,26 @@ static int on_rsv(void *arg, const char *key, uint64_t size, int is_prefix)
     return 0;
 }
 
+/* PUTs a no-op object (no records) into slot s under `cond`. */
+static s3v_status put_noop(wal_writer *w, uint64_t inc, uint64_t s, const s3v_put_cond *cond,
+                           uint64_t deadline, wal_append_info *info)
+{
+    char key[WAL_KEY_MAX];
+    S3V_TRY(wal_object_key(w->prefix, inc, s, key, sizeof key));
+    wal_batch nop;
+    wal_batch_init(&nop, w->m.dimension);
+    s3v_buf obj;
+    s3v_buf_init(&obj, WAL_HEADER_SIZE);
+    s3v_status rc = wal_object_encode(&nop, inc, s, &obj);
+    if (rc == S3V_OK) {
+        info->requests++;
+        rc = s3v_storage_put(w->st, key, obj.ptr, obj.len, cond, deadline, NULL);
+    }
+    s3v_buf_free(&obj);
+    wal_batch_free(&nop);
+    return rc;
+}
+
 /* Replaces the reservation of slot `s` with a no-op object if it has stood longer than its timeout since
  * `since` (monotonic ns); *done = 1 when the slot no longer needs waiting for. */
 static s3v_status break_if_stale(wal_writer *w, uint64_t inc, uint64_t s, uint64_t since, uint64_t deadline,
@@ -645,18 +665,8 @@ static s3v_status break_if_stale(wal_writer *w, uint64_t inc, uint64_t s, uint64
         return S3V_OK;
     }
     if (waited_ms < w->rsv_base_ms + announced / w->rsv_bytes_per_ms) return S3V_OK;
-    wal_batch nop;
-    wal_batch_init(&nop, w->m.dimension);
-    s3v_buf obj;
-    s3v_buf_init(&obj, WAL_HEADER_SIZE);
-    rc = wal_object_encode(&nop, inc, s, &obj);
     s3v_put_cond cond = {S3V_PUT_IF_MATCH, oi.etag};
-    if (rc == S3V_OK) {
-        info->requests++;
-        rc = s3v_storage_put(w->st, key, obj.ptr, obj.len, &cond, deadline, NULL);
-    }
-    s3v_buf_free(&obj);
-    wal_batch_free(&nop);
+    rc = put_noop(w, inc, s, &cond, deadline, info);
     if (rc == S3V_OK) {
         info->broken++;
         s3v_log(S3V_LOG_WARN, "log slot %llu was reserved for %llu ms and never written; filled with a no-op",
@@ -672,20 +682,8 @@ static s3v_status break_if_stale(wal_writer *w, uint64_t inc, uint64_t s, uint64
 /* Puts a no-op object into a free slot (If-None-Match: a slot taken meanwhile is left as it is). */
 static s3v_status fill_hole(wal_writer *w, uint64_t inc, uint64_t s, uint64_t deadline, wal_append_info *info)
 {
-    char key[WAL_KEY_MAX];
-    S3V_TRY(wal_object_key(w->prefix, inc, s, key, sizeof key));
-    wal_batch nop;
-    wal_batch_init(&nop, w->m.dimension);
-    s3v_buf obj;
-    s3v_buf_init(&obj, WAL_HEADER_SIZE);
-    s3v_status rc = wal_object_encode(&nop, inc, s, &obj);
     s3v_put_cond cond = {S3V_PUT_IF_NONE_MATCH, NULL};
-    if (rc == S3V_OK) {
-        info->requests++;
-        rc = s3v_storage_put(w->st, key, obj.ptr, obj.len, &cond, deadline, NULL);
-    }
-    s3v_buf_free(&obj);
-    wal_batch_free(&nop);
+    s3v_status rc = put_noop(w, inc, s, &cond, deadline, info);
     if (rc == S3V_OK) info->filled++;
     if (rc == S3V_ERR_PRECONDITION) {
         s3v_error_clear();
