@@ -17,15 +17,53 @@
 #define URL_MAX           (RT_ID_MAX * 3 + 256)
 #define ERROR_BODY_MAX    (64 * 1024)
 
+/* Request headers are passed to curl as curl_slist nodes that live in the client (curl only reads the
+ * list during a transfer), so no request allocates a header list. */
+#define HDR_NODES 6
+
 struct rt_client {
     CURL *curl;
-    char base[256]; /* "http://host:port/2018-06-01/runtime" */
+    char base[256];     /* "http://host:port/2018-06-01/runtime" */
+    char next_url[300]; /* base + "/invocation/next" */
     long status;
     rt_invocation *hdr_target; /* headers of the current /next go here */
     s3v_buf *body_target;      /* the body of the current request goes here (NULL: discard) */
     int body_overflow;
     char errbuf[CURL_ERROR_SIZE];
+    struct curl_slist hdr[HDR_NODES]; /* the current request's extra headers */
+    char id_header[RT_ID_MAX + 40];   /* "Lambda-Runtime-Invocation-Id: ..." */
+    char type_header[160];            /* "Lambda-Runtime-Function-Error-Type: ..." */
 };
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg);
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *arg);
+
+/* Options that stay the same for every request, set once: curl_easy_reset() and re-setting them per
+ * request cost more than the request's own work on a loopback connection. */
+static int set_fixed_options(rt_client *c)
+{
+    CURL *k = c->curl;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val)                                           \
+    do {                                                        \
+        if (rc == CURLE_OK) rc = curl_easy_setopt(k, opt, val); \
+    } while (0)
+    SET(CURLOPT_NOSIGNAL, 1L);
+    SET(CURLOPT_TCP_NODELAY, 1L);
+    SET(CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+    SET(CURLOPT_TIMEOUT, 0L); /* never: /next blocks while the sandbox is frozen */
+    SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* the Runtime API is local: an HTTP_PROXY or http_proxy in the function's environment must not
+     * route it (and curl then does not look the proxy variables up for every request) */
+    SET(CURLOPT_PROXY, "");
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, c);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, c);
+    SET(CURLOPT_ERRORBUFFER, c->errbuf);
+#undef SET
+    return rc == CURLE_OK ? 0 : -1;
+}
 
 rt_client *rt_client_open(const char *api)
 {
@@ -37,6 +75,11 @@ rt_client *rt_client_open(const char *api)
         return NULL;
     }
     snprintf(c->base, sizeof c->base, "http://%s" API_PREFIX, api);
+    snprintf(c->next_url, sizeof c->next_url, "%s/invocation/next", c->base);
+    if (set_fixed_options(c) != 0) {
+        rt_client_close(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -139,21 +182,34 @@ static int transient_curl(CURLcode rc)
     }
 }
 
-/* One request with retries. method "GET" or "POST". Headers: NULL-terminated list of "Name: value". */
+/* The request's extra headers as a list of the client's own nodes (curl reads it during the
+ * transfer only). Every request also drops the Accept header curl adds by default, which no Runtime
+ * API reads. */
+static struct curl_slist *header_list(rt_client *c, const char *const *headers)
+{
+    size_t n = 0;
+    c->hdr[n++].data = "Accept:";
+    for (const char *const *h = headers; h && *h && n < HDR_NODES; h++) c->hdr[n++].data = (char *)*h;
+    for (size_t i = 0; i < n; i++) c->hdr[i].next = i + 1 < n ? &c->hdr[i + 1] : NULL;
+    return &c->hdr[0];
+}
+
+/* One request with retries. method "GET" or "POST". Headers: NULL-terminated list of "Name: value"
+ * (at most HDR_NODES - 1; the strings must live until the request returns). The fixed options are
+ * set at open; only the URL, the method, the body and the headers change between requests. */
 static rt_result request(rt_client *c, const char *method, const char *url, const char *const *headers,
                          const uint8_t *body, size_t body_size, s3v_buf *out, rt_invocation *hdr)
 {
-    struct curl_slist *hl = NULL;
-    for (const char *const *h = headers; h && *h; h++) {
-        struct curl_slist *t = curl_slist_append(hl, *h);
-        if (!t) {
-            curl_slist_free_all(hl);
-            s3v_log(S3V_LOG_ERROR, "runtime api: out of memory");
-            return RT_FATAL;
-        }
-        hl = t;
-    }
     CURL *k = c->curl;
+    int post = strcmp(method, "POST") == 0;
+    curl_easy_setopt(k, CURLOPT_URL, url);
+    curl_easy_setopt(k, CURLOPT_HTTPHEADER, header_list(c, headers));
+    if (post) {
+        curl_easy_setopt(k, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
+        curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_size);
+    } else {
+        curl_easy_setopt(k, CURLOPT_HTTPGET, 1L);
+    }
     rt_result res = RT_FATAL;
     long backoff = 10;
     for (int attempt = 0; attempt <= RT_RETRIES; attempt++) {
@@ -167,25 +223,6 @@ static rt_result request(rt_client *c, const char *method, const char *url, cons
         c->hdr_target = hdr;
         c->status = 0;
         c->errbuf[0] = 0;
-        curl_easy_reset(k);
-        curl_easy_setopt(k, CURLOPT_URL, url);
-        curl_easy_setopt(k, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(k, CURLOPT_TCP_NODELAY, 1L);
-        curl_easy_setopt(k, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-        curl_easy_setopt(k, CURLOPT_TIMEOUT, 0L); /* never: /next blocks while the sandbox is frozen */
-        curl_easy_setopt(k, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(k, CURLOPT_WRITEDATA, c);
-        curl_easy_setopt(k, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(k, CURLOPT_HEADERDATA, c);
-        curl_easy_setopt(k, CURLOPT_ERRORBUFFER, c->errbuf);
-        curl_easy_setopt(k, CURLOPT_HTTPHEADER, hl);
-        if (strcmp(method, "POST") == 0) {
-            curl_easy_setopt(k, CURLOPT_POST, 1L);
-            curl_easy_setopt(k, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
-            curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_size);
-        } else {
-            curl_easy_setopt(k, CURLOPT_HTTPGET, 1L);
-        }
         if (hdr) { /* headers of an earlier attempt must not leak into this one */
             s3v_buf keep = hdr->event;
             memset(hdr, 0, sizeof *hdr);
@@ -234,18 +271,15 @@ static rt_result request(rt_client *c, const char *method, const char *url, cons
     c->hdr_target = NULL;
     c->body_target = NULL;
     curl_easy_setopt(k, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hl);
     return res;
 }
 
 rt_result rt_next(rt_client *c, rt_invocation *inv)
 {
-    char url[URL_MAX];
-    snprintf(url, sizeof url, "%s/invocation/next", c->base);
     if (inv->event.max == 0) s3v_buf_init(&inv->event, RT_EVENT_MAX);
     if (inv->event.cap > (1u << 20)) s3v_buf_free(&inv->event); /* do not keep a big event's memory */
     /* any failure of /next is fatal: retries of transient failures happen inside request() */
-    if (request(c, "GET", url, NULL, NULL, 0, &inv->event, inv) != RT_OK) return RT_FATAL;
+    if (request(c, "GET", c->next_url, NULL, NULL, 0, &inv->event, inv) != RT_OK) return RT_FATAL;
     if (!inv->request_id[0]) {
         s3v_log(S3V_LOG_ERROR, "runtime api: /next answered without Lambda-Runtime-Aws-Request-Id");
         return RT_FATAL;
@@ -259,12 +293,21 @@ rt_result rt_next(rt_client *c, rt_invocation *inv)
     return RT_OK;
 }
 
-/* ".../invocation/<escaped id>/<what>" */
+/* ".../invocation/<escaped id>/<what>". Request ids are UUIDs: they are escaped only when they hold
+ * a character outside RFC 3986's unreserved set. */
 static int invocation_url(rt_client *c, const rt_invocation *inv, const char *what, char *url, size_t cap)
 {
-    char *esc = curl_easy_escape(c->curl, inv->request_id, 0);
-    if (!esc) return -1;
-    int n = snprintf(url, cap, "%s/invocation/%s/%s", c->base, esc, what);
+    const char *id = inv->request_id;
+    size_t i = 0;
+    for (; id[i]; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '.' || ch == '_' || ch == '~'))
+            break;
+    }
+    char *esc = id[i] ? curl_easy_escape(c->curl, id, 0) : NULL;
+    if (id[i] && !esc) return -1;
+    int n = snprintf(url, cap, "%s/invocation/%s/%s", c->base, esc ? esc : id, what);
     curl_free(esc);
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
@@ -273,11 +316,10 @@ rt_result rt_post_response(rt_client *c, const rt_invocation *inv, const uint8_t
 {
     char url[URL_MAX];
     if (invocation_url(c, inv, "response", url, sizeof url) != 0) return RT_FATAL;
-    char idh[RT_ID_MAX + 40];
     const char *headers[4] = {"Content-Type: application/json", "Expect:", NULL, NULL};
     if (inv->invocation_id[0]) {
-        snprintf(idh, sizeof idh, "Lambda-Runtime-Invocation-Id: %s", inv->invocation_id);
-        headers[2] = idh;
+        snprintf(c->id_header, sizeof c->id_header, "Lambda-Runtime-Invocation-Id: %s", inv->invocation_id);
+        headers[2] = c->id_header;
     }
     return request(c, "POST", url, headers, payload, size, NULL, NULL);
 }
@@ -301,12 +343,11 @@ static rt_result post_error_to(rt_client *c, const char *url, const char *invoca
 {
     char *body = error_body(error_type, message);
     if (!body) return RT_FATAL;
-    char th[160], idh[RT_ID_MAX + 40];
-    snprintf(th, sizeof th, "Lambda-Runtime-Function-Error-Type: %s", error_type);
-    const char *headers[5] = {"Content-Type: application/json", "Expect:", th, NULL, NULL};
+    snprintf(c->type_header, sizeof c->type_header, "Lambda-Runtime-Function-Error-Type: %s", error_type);
+    const char *headers[5] = {"Content-Type: application/json", "Expect:", c->type_header, NULL, NULL};
     if (invocation_id && invocation_id[0]) {
-        snprintf(idh, sizeof idh, "Lambda-Runtime-Invocation-Id: %s", invocation_id);
-        headers[3] = idh;
+        snprintf(c->id_header, sizeof c->id_header, "Lambda-Runtime-Invocation-Id: %s", invocation_id);
+        headers[3] = c->id_header;
     }
     rt_result r = request(c, "POST", url, headers, (const uint8_t *)body, strlen(body), NULL, NULL);
     free(body);

@@ -2,8 +2,10 @@
  * that talks to it).
  *
  * One libcurl easy handle is kept for the process, so the loopback connection stays open across
- * invocations. GET /runtime/invocation/next has no timeout (the sandbox is frozen while it waits);
- * every request has a 10 s connect timeout only.
+ * invocations; its options are set once at open and only the URL, method, body and headers change per
+ * request (no per-request header list or option reset). GET /runtime/invocation/next has no timeout
+ * (the sandbox is frozen while it waits); every request has a 10 s connect timeout only. Proxy
+ * variables in the environment (HTTP_PROXY, http_proxy, ...) are ignored: the Runtime API is local.
  *
  * Failures (details in bootstrap/README.md):
  *  - transport errors (connection refused or reset, empty reply) and 502/503/504 answers are retried

@@ -84,7 +84,10 @@ static void *probe_main(void *arg)
         snprintf(p->err, sizeof p->err, "%s", got == S3V_OK ? "" : s3v_errmsg(got));
         s3v_error_clear();
         p->busy = 0;
+        /* wake a waiting caller after unlocking, so it does not wake only to block on the mutex */
+        pthread_mutex_unlock(&p->mu);
         pthread_cond_broadcast(&p->cv);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -98,8 +101,8 @@ static void probe_start(probe *p, const char *name, uint64_t deadline, uint64_t 
     p->wall_ms = wall_ms;
     pthread_mutex_lock(&p->mu);
     p->busy = 1;
-    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+    pthread_cond_signal(&p->cv); /* only the worker waits now; after unlocking: one wake-up, not two */
 }
 
 /* Waits until the probe is idle. */
