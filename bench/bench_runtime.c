@@ -17,8 +17,11 @@
  *     definition: first byte of the /next answer written -> last byte of the response read). Peers:
  *     the engine's query time for the same queries in-process; the runtime_ms of the trivial C
  *     runtime (zero work) and of a trivial Python runtime (deploy/local/example_runtime.py, action
- *     "len") on the same emulator, i.e. the emulator's own floor. The split of our overhead comes
- *     from the runtime's log (handler_ms - engine_ms = decode + validate + encode).
+ *     "len") on the same emulator, i.e. the emulator's own floor; and of a zero-work runtime built on
+ *     our Runtime API client (bootstrap/runtime.c, libcurl; compiled here against the system's shared
+ *     libcurl) fed the same events, i.e. the floor plus the client's own share of the exchange. The
+ *     split of our overhead comes from the runtime's log (handler_ms - engine_ms = decode + validate +
+ *     encode).
  * Single-threaded queries (the runtime is single-threaded), no BLAS; kernels as kern_init chooses.
  * The machine is shared: run it a few times (nice -n -10 helps) and compare medians.
  *
@@ -71,7 +74,9 @@ extern char **environ;
 static char tmpdir[256];
 static char source_dir[PATH_MAX];
 static char bootstrap[PATH_MAX];
-static char trivial[PATH_MAX]; /* the trivial C runtime, "" when it could not be built */
+static char trivial[PATH_MAX];   /* the trivial C runtime, "" when it could not be built */
+static char curl_rt[PATH_MAX];   /* the zero-work runtime on bootstrap/runtime.c, "" when not built */
+static char build_dir[PATH_MAX]; /* the build folder this program belongs to */
 
 /* ---- small helpers ---- */
 
@@ -402,6 +407,38 @@ static void build_trivial(void)
     if (system(cmd) != 0 || !exists(trivial)) {
         fprintf(stderr, "bench_runtime: no C compiler: the trivial C runtime is left out\n");
         trivial[0] = 0;
+    }
+}
+
+/* The zero-work runtime on our own Runtime API client: bootstrap/runtime.c (libcurl) around a loop that
+ * answers "{}" to every event. Its runtime_ms minus the trivial C runtime's is the client's share of the
+ * exchange; ours minus its is the handler's (decode, validate, encode) and the engine's. Compiled here
+ * against this build's common library and the system's shared libcurl (the bootstrap under test may be
+ * the static zip build: the libcurl versions then match, the linking differs). */
+static const char CURL_RT_C[] =
+    "#include <stdlib.h>\n#include \"bootstrap/runtime.h\"\n"
+    "int main(void) {\n"
+    "  rt_client *c = rt_client_open(getenv(\"AWS_LAMBDA_RUNTIME_API\")); static rt_invocation inv;\n"
+    "  if (!c) return 1;\n"
+    "  for (;;) { if (rt_next(c, &inv) != RT_OK) return 1;\n"
+    "    if (rt_post_response(c, &inv, (const unsigned char *)\"{}\", 2) == RT_FATAL) return 1; } }\n";
+
+static void build_curl_rt(void)
+{
+    char src[PATH_MAX], cmd[6 * PATH_MAX + 256];
+    snprintf(src, sizeof src, "%s/curl_rt.c", tmpdir);
+    snprintf(curl_rt, sizeof curl_rt, "%s/curl_rt", tmpdir);
+    FILE *f = fopen(src, "w");
+    if (!f) die("cannot write curl_rt.c");
+    fputs(CURL_RT_C, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd,
+             "cc -O2 -I'%s' -o '%s' '%s' '%s/bootstrap/runtime.c' '%s/common/libs3v_common.a' "
+             "$(pkg-config --cflags --libs libcurl libcjson 2>/dev/null || echo -lcurl -lcjson) 2>/dev/null",
+             source_dir, curl_rt, src, source_dir, build_dir);
+    if (system(cmd) != 0 || !exists(curl_rt)) {
+        fprintf(stderr, "bench_runtime: could not build the libcurl zero-work runtime: left out\n");
+        curl_rt[0] = 0;
     }
 }
 
@@ -800,6 +837,7 @@ int main(int argc, char **argv)
         if (slash) {
             *slash = 0;
             snprintf(bootstrap, sizeof bootstrap, "%.4000s/../bootstrap/bootstrap", self);
+            snprintf(build_dir, sizeof build_dir, "%.4000s/..", self);
         }
     }
     for (int i = 1; i < argc; i++) {
@@ -840,6 +878,7 @@ int main(int argc, char **argv)
     }
     atexit(cleanup);
     build_trivial();
+    build_curl_rt();
 
     /* index */
     load_data(data_dir, n, nq);
@@ -965,6 +1004,18 @@ int main(int argc, char **argv)
         stop_server(&t);
     }
 
+    /* emulator K: the zero-work runtime on bootstrap/runtime.c (libcurl), the same events */
+    double *curl_ms = calloc(query_n, sizeof *curl_ms);
+    size_t ncurl = 0;
+    if (curl_rt[0] && curl_ms) {
+        child kk = start_emulator(curl_rt, log_t, NULL);
+        for (int i = 0; i < 200; i++) http(kk.port, INVOKE, payloads[i % query_n], &b);
+        http(kk.port, "/_emulator/stats/reset", "", &b);
+        for (size_t i = 0; i < query_n; i++) http(kk.port, INVOKE, payloads[i], &b);
+        ncurl = runtime_ms_list(kk.port, curl_ms, query_n, NULL);
+        stop_server(&kk);
+    }
+
     /* emulator C: a trivial Python runtime */
     char example[PATH_MAX + 64];
     snprintf(example, sizeof example, "%s/deploy/local/example_runtime.py", source_dir);
@@ -1050,6 +1101,8 @@ int main(int argc, char **argv)
     printf("     peer: engine alone in-process, same queries, warm    median %.3f ms\n", e50);
     printf("     peer: trivial C runtime's runtime_ms (zero work: the emulator's floor)  median %s\n",
            ntriv ? (snprintf(t1, sizeof t1, "%.3f ms", tr50), t1) : "n/a");
+    printf("     peer: zero-work runtime on bootstrap/runtime.c (libcurl), same events      median %s\n",
+           ncurl ? (snprintf(t1, sizeof t1, "%.3f ms", pct(curl_ms, ncurl, 0.5)), t1) : "n/a");
     printf(
         "     peer: trivial Python runtime's runtime_ms (example_runtime.py, action len)  median %.3f ms\n",
         fl50);
@@ -1082,6 +1135,7 @@ int main(int argc, char **argv)
     free(loop_ms);
     free(rids);
     free(triv_ms);
+    free(curl_ms);
     free(floor_ms);
     free(s_runtime);
     free(s_engine);
