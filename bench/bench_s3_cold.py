@@ -22,8 +22,8 @@ comparable latency.
 Per query, from the index files (manifest, centroids object: FORMAT.md), this script recomputes the
 probed clusters (the nprobe nearest centroids, nearest first, ties by id, as engine/index.c) and so the
 exact ranges, and checks them against the bytes the client reports. For those ranges, with the client's
-concurrency C (S3VEC_S3_MAX_CONCURRENCY, default 64) and the client's order (nearest first, the next range on the
-first connection to free up):
+concurrency C (S3VEC_S3_MAX_CONCURRENCY, default 64) and the client's order (largest first, the next range on
+the first connection to free up):
   bound      = one round trip + the largest per-connection transfer: L + max_conn(bytes on conn) / B
                (the issue's lower bound; with nprobe <= C every range has its own connection)
   http model = the same schedule when each request costs its own round trip (HTTP/1.1, no pipelining):
@@ -199,8 +199,10 @@ def probe_order(index, queries, nprobe):
 
 
 def schedule(sizes, conc, lat, rate):
-    """(bound, http model) in seconds for ranges of `sizes` (in the client's order) over `conc` connections.
-    The client starts ranges in order, each on the first connection to free up (curl multi with a cap)."""
+    """(bound, http model) in seconds for ranges of `sizes` over `conc` connections. The client starts ranges
+    largest first (s3/s3_storage.c; ties in probe order), each on the first connection to free up (curl multi
+    with a cap)."""
+    sizes = sorted(sizes, reverse=True)
     n = len(sizes)
     if n == 0:
         return 0.0, 0.0

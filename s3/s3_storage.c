@@ -115,6 +115,19 @@ static s3v_status range_done(void *arg, s3_op *op, size_t index)
     return st;
 }
 
+typedef struct by_size {
+    uint64_t size;
+    size_t index;
+} by_size;
+
+/* Largest first, then the caller's order. */
+static int by_size_cmp(const void *a, const void *b)
+{
+    const by_size *x = a, *y = b;
+    if (x->size != y->size) return x->size > y->size ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
 static s3v_status s3_get_ranges(s3v_storage *sto, const s3v_range *ranges, size_t count, uint64_t deadline_ns,
                                 s3v_range_cb cb, void *arg)
 {
@@ -122,13 +135,20 @@ static s3v_status s3_get_ranges(s3v_storage *sto, const s3v_range *ranges, size_
     s3_op *ops = calloc(count, sizeof *ops);
     char **keys = calloc(count, sizeof *keys);
     size_t *index = calloc(count, sizeof *index);
+    by_size *order = calloc(count, sizeof *order);
     s3v_status st = S3V_OK;
     size_t n = 0;
-    if (!ops || !keys || !index) {
+    if (!ops || !keys || !index || !order) {
         st = s3v_errorf(S3V_ERR_NOMEM, "out of memory for %zu ranges", count);
         goto done;
     }
-    for (size_t i = 0; i < count; i++) {
+    /* Requests go out largest first: the longest transfer starts earliest, which is what bounds the
+     * batch (one round trip plus the largest range), and with more ranges than connections it is the
+     * longest-processing-time-first schedule. Callbacks come in completion order either way. */
+    for (size_t i = 0; i < count; i++) order[i] = (by_size){ranges[i].size, i};
+    qsort(order, count, sizeof *order, by_size_cmp);
+    for (size_t k = 0; k < count; k++) {
+        size_t i = order[k].index;
         char fk[FULL_KEY_MAX];
         s3v_status ks = full_key(sto, ranges[i].key, fk);
         if (ks == S3V_OK && ranges[i].size == 0)
@@ -164,6 +184,7 @@ done:
     free(ops);
     free(keys);
     free(index);
+    free(order);
     return fail_count(sto, st);
 }
 
