@@ -93,18 +93,13 @@ int main(int argc, char **argv)
         snprintf(msg, sizeof msg, "cannot open S3VEC_STORAGE %.300s: %s", cfg.storage, s3v_errmsg(rc));
         init_fail(rt, "Runtime.ConfigError", msg);
     }
-    /* On S3, a second handle (its own connections) reads the log while a query searches, hiding one
-     * round trip. A local folder has no round trip to hide: its log read is one failed open() of the
-     * next slot, cheaper than waking a thread for it, so queries read the log first (same
-     * read-your-writes guarantee). */
+    /* a second handle (its own connections) for reading the log while a query searches */
     s3v_storage *probe_st = NULL;
-    if (s3_storage_is_s3(st)) {
-        s3v_status prc = s3_storage_open_any(cfg.storage, 0, env_lookup, &probe_st);
-        if (prc != S3V_OK) {
-            s3v_log(S3V_LOG_WARN, "cannot open a second storage handle (%s); queries read the log first",
-                    s3v_errmsg(prc));
-            probe_st = NULL;
-        }
+    s3v_status prc = s3_storage_open_any(cfg.storage, 0, env_lookup, &probe_st);
+    if (prc != S3V_OK) {
+        s3v_log(S3V_LOG_WARN, "cannot open a second storage handle (%s); queries read the log first",
+                s3v_errmsg(prc));
+        probe_st = NULL;
     }
     hd_config hc = {.cache_bytes = cfg.cache_mb << 20,
                     .fresh_ms = cfg.fresh_ms,
