@@ -39,16 +39,16 @@ s3v_status s3_sigv4_uri_encode(s3v_buf *out, const uint8_t *s, size_t len, int k
 {
     static const char hex[] = "0123456789ABCDEF";
     S3V_TRY(s3v_buf_reserve(out, len));
+    size_t run = 0; /* s[run..i) are bytes that stay: appended in one piece */
     for (size_t i = 0; i < len; i++) {
         uint8_t c = s[i];
-        if (is_unreserved(c) || (keep_slash && c == '/')) {
-            S3V_TRY(s3v_buf_append(out, &c, 1));
-        } else {
-            uint8_t e[3] = {'%', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
-            S3V_TRY(s3v_buf_append(out, e, 3));
-        }
+        if (is_unreserved(c) || (keep_slash && c == '/')) continue;
+        S3V_TRY(s3v_buf_append(out, s + run, i - run));
+        uint8_t e[3] = {'%', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+        S3V_TRY(s3v_buf_append(out, e, 3));
+        run = i + 1;
     }
-    return S3V_OK;
+    return s3v_buf_append(out, s + run, len - run);
 }
 
 static void to_hex(const uint8_t *d, size_t n, char *out)
@@ -316,11 +316,15 @@ static int name_cmp(const char *a, const char *b)
 
 static s3v_status append_lower(s3v_buf *out, const char *s)
 {
-    for (; *s; s++) {
-        uint8_t c = (uint8_t)*s;
-        if (c >= 'A' && c <= 'Z') c = (uint8_t)(c + 32);
-        S3V_TRY(s3v_buf_append(out, &c, 1));
+    size_t n = strlen(s);
+    S3V_TRY(s3v_buf_reserve(out, n));
+    uint8_t *d = out->ptr + out->len;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = (uint8_t)s[i];
+        d[i] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
     }
+    out->len += n;
+    out->ptr[out->len] = 0;
     return S3V_OK;
 }
 
@@ -328,15 +332,12 @@ static s3v_status append_lower(s3v_buf *out, const char *s)
 static s3v_status append_trimmed(s3v_buf *out, const char *v)
 {
     while (is_space(*v)) v++;
-    int pending_space = 0;
-    for (; *v; v++) {
-        if (is_space(*v)) {
-            pending_space = 1;
-            continue;
-        }
-        if (pending_space) S3V_TRY(s3v_buf_append_str(out, " "));
-        pending_space = 0;
-        S3V_TRY(s3v_buf_append(out, v, 1));
+    while (*v) { /* a word, then its run of white space becomes one space unless it ends the value */
+        const char *w = v;
+        while (*v && !is_space(*v)) v++;
+        S3V_TRY(s3v_buf_append(out, w, (size_t)(v - w)));
+        while (is_space(*v)) v++;
+        if (*v) S3V_TRY(s3v_buf_append(out, " ", 1));
     }
     return S3V_OK;
 }
