@@ -281,10 +281,14 @@ def fetch_only(args, env, location, ranges_per_query):
 PROFILE_GROUPS = (  # (name, test on the sample's stack, leaf first); the first that matches wins
     ("page faults and returning memory (fresh range buffers)",
      lambda st: any(k in f for f in st for k in ("exc_page_fault", "__do_sys_brk", "munmap", "sys_madvise"))),
-    ("kernel: TCP receive copy", lambda st: any("tcp_recvmsg" in f for f in st)),
+    ("kernel: TCP receive (copy to user, ACKs)", lambda st: any("tcp_recvmsg" in f for f in st)),
+    ("kernel: sending requests (on loopback this includes the origin's TCP receive)",
+     lambda st: any("sendto" in f or "tcp_sendmsg" in f for f in st)),
     ("CRC-32C of the blocks", lambda st: "crc32c" in st[0]),
     ("kernel: other system calls (poll, send, ...)", lambda st: any("entry_SYSCALL" in f for f in st)),
     ("kernel: interrupts and unresolved", lambda st: st[0].startswith("[") or any("irq" in f for f in st)),
+    ("request set-up: SigV4 signing, curl handle and headers (xfer_start)",
+     lambda st: any(f.startswith("xfer_start") for f in st)),
     ("memcpy (curl's buffer to the range buffer)", lambda st: "memmove" in st[0] or "memcpy" in st[0]),
     ("scan and top-k", lambda st: any(k in st[0] for k in ("l2sq", "scan_entry", "topk", "dot_"))),
     ("malloc/free", lambda st: any(k in st[0] for k in ("malloc", "free", "_int_", "unlink_chunk"))),
@@ -296,7 +300,8 @@ def profile(args, location, nq, nprobe, env):
     """perf record of the client for one run; returns [(group, share)] of its CPU samples."""
     data = os.path.join(args.work, "runs", "perf.data")
     os.makedirs(os.path.dirname(data), exist_ok=True)
-    run_query(args, location, nq, nprobe, env, ("perf", "record", "-q", "-F", "2000", "-g", "-o", data))
+    run_query(args, location, nq, nprobe, env, ("perf", "record", "-q", "-F", "500", "--call-graph", "dwarf,16384",
+                                                "-o", data))
     out = subprocess.run(["perf", "script", "-i", data, "-F", "comm,ip,sym"], capture_output=True, text=True,
                          timeout=600).stdout
     counts = {name: 0 for name, _ in PROFILE_GROUPS}
