@@ -936,6 +936,22 @@ static void test_merge(void)
 
 /* ---- reservations ---- */
 
+/* A new folder <tmpdir>/<name> (into dir, 512 bytes) holding an empty 4-d index vb/ix; its incarnation. */
+static s3v_storage *empty_index(const char *name, char *dir, uint64_t *inc)
+{
+    snprintf(dir, 512, "%s/%s", tmpdir, name);
+    s3v_storage *st = open_root(dir);
+    ivf_manifest m;
+    if (!st || ivf_create_empty(st, "vb/ix", 4, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 0,
+                                S3V_NO_DEADLINE, &m) != S3V_OK) {
+        fprintf(stderr, "cannot create an index in %s\n", dir);
+        exit(1);
+    }
+    *inc = m.incarnation;
+    ivf_manifest_free(&m);
+    return st;
+}
+
 /* Puts a reservation of slot seq (as a writer that then stalls or dies would), returning its etag. */
 static void reserve_slot(s3v_storage *st, uint64_t inc, uint64_t seq, char etag[S3V_ETAG_MAX])
 {
@@ -997,15 +1013,8 @@ static void *append_main(void *arg)
 static void test_reservations(void)
 {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/reserve", tmpdir);
-    s3v_storage *st = open_root(dir);
-    REQUIRE(st != NULL, "storage");
-    ivf_manifest m;
-    REQUIRE(ivf_create_empty(st, "vb/ix", 4, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 0, S3V_NO_DEADLINE,
-                             &m) == S3V_OK,
-            "create");
-    uint64_t inc = m.incarnation;
-    ivf_manifest_free(&m);
+    uint64_t inc;
+    s3v_storage *st = empty_index("reserve", dir, &inc);
     wal_writer *a;
     REQUIRE(wal_writer_new(st, "vb/ix", &a) == S3V_OK, "writer");
     float v[4] = {1, 2, 3, 4};
@@ -1142,15 +1151,8 @@ static void *race_main(void *arg)
 static void test_reservation_race(void)
 {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/race", tmpdir);
-    s3v_storage *st = open_root(dir);
-    REQUIRE(st != NULL, "storage");
-    ivf_manifest m;
-    REQUIRE(ivf_create_empty(st, "vb/ix", 4, IVF_METRIC_EUCLIDEAN, IVF_ENC_F32, NULL, 0, 0, S3V_NO_DEADLINE,
-                             &m) == S3V_OK,
-            "create");
-    uint64_t inc = m.incarnation;
-    ivf_manifest_free(&m);
+    uint64_t inc;
+    s3v_storage *st = empty_index("race", dir, &inc);
     race_job jobs[RACE_THREADS];
     pthread_t th[RACE_THREADS];
     for (int i = 0; i < RACE_THREADS; i++) {
