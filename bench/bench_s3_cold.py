@@ -635,8 +635,10 @@ def report(res, args):
             cpu = " / ".join([f"{med(par, 'client_cpu_ms'):.1f}"] +
                              [f"{statistics.median(r['harness_cpu_ms'][i] for r in par):.1f}"
                               for i in range(len(par[0]['harness_cpu_ms']))])
-            print(f"| {enc} | {nprobe} | {m['local']:.1f} | {m['origin']:.1f} | {m['relay0']:.1f} | "
-                  f"{m['parallel']:.1f} | {m['origin'] - m['local']:.1f} | {m['relay0'] - m['origin']:.1f} | {cpu} | "
+            r0 = "-" if m["relay0"] != m["relay0"] else f"{m['relay0']:.1f}"
+            r0d = "-" if m["relay0"] != m["relay0"] else f"{m['relay0'] - m['origin']:.1f}"
+            print(f"| {enc} | {nprobe} | {m['local']:.1f} | {m['origin']:.1f} | {r0} | "
+                  f"{m['parallel']:.1f} | {m['origin'] - m['local']:.1f} | {r0d} | {cpu} | "
                   f"{med(loc, 'client_cpu_ms') if loc else float('nan'):.1f} |")
     if res["capacity"]:
         print()
@@ -669,8 +671,8 @@ def report(res, args):
     if res.get("profile"):
         p = res["profile"]
         print()
-        print(f"Where the client's CPU goes, {p['what']} (enc/nprobe) under the model: perf record -F 2000 -g of "
-              f"s3vec query, {p['samples']} samples, grouped by the sample's stack")
+        print(f"Where the client's CPU goes, {p['what']} (enc/nprobe) under the model: perf record -F 500 --call-graph "
+              f"dwarf of s3vec query, {p['samples']} samples, grouped by the sample's stack")
         print()
         print("| group | share of the client's CPU |")
         print("|---|---:|")
