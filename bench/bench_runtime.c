@@ -22,6 +22,11 @@
  *     libcurl) fed the same events, i.e. the floor plus the client's own share of the exchange. The
  *     split of our overhead comes from the runtime's log (handler_ms - engine_ms = decode + validate +
  *     encode).
+ *  3. Event decoding by dimension, in-process: hd_event_decode + hd_event_free of a direct QueryVectors
+ *     event with 100, 768 and 1536 numbers, printed as %.9g (float32's round-trip form) and as %.17g
+ *     (what a client sending float32 values as doubles, e.g. numpy -> json, writes). Peer: glibc's
+ *     strtod alone over the same number texts, the part no decoder built on it (cJSON's included) can
+ *     skip.
  * Single-threaded queries (the runtime is single-threaded), no BLAS; kernels as kern_init chooses.
  * The machine is shared: run it a few times (nice -n -10 helps) and compare medians.
  *
@@ -66,6 +71,7 @@
 #include "engine/index.h"
 #include "engine/input.h"
 #include "engine/kernels.h"
+#include "handler/event.h"
 
 extern char **environ;
 
@@ -791,6 +797,72 @@ static char *query_payload(size_t qi, int stats)
     return s;
 }
 
+/* ---- 3. event decoding by dimension (in-process) ---- */
+
+#define DECODE_BATCHES 15
+
+/* Median over DECODE_BATCHES batches of the per-event time of hd_event_decode + hd_event_free of a
+ * direct QueryVectors event with `dim` numbers printed with `fmt`, and of glibc strtod alone over the
+ * same number texts (what any decoder built on strtod pays, cJSON's included). Microseconds. */
+static void decode_cost(uint32_t ndim, const char *fmt, double *us_decode, double *us_strtod, size_t *bytes)
+{
+    size_t cap = (size_t)ndim * 32 + 256, n = 0;
+    char *ev = malloc(cap), (*nums)[32] = malloc((size_t)ndim * sizeof *nums);
+    if (!ev || !nums) die("out of memory");
+    n += (size_t)snprintf(ev, cap,
+                          "{\"operation\":\"QueryVectors\",\"vectorBucketName\":\"bench\",\"indexName\":"
+                          "\"glove\",\"topK\":10,\"returnDistance\":true,\"queryVector\":{\"float32\":[");
+    s3v_rng r;
+    s3v_rng_seed(&r, 11);
+    for (uint32_t j = 0; j < ndim; j++) {
+        float v = (float)((s3v_rng_unit(&r) - 0.5) * 2.0);
+        snprintf(nums[j], sizeof nums[j], fmt, (double)v);
+        n += (size_t)snprintf(ev + n, cap - n, "%s%s", j ? "," : "", nums[j]);
+    }
+    n += (size_t)snprintf(ev + n, cap - n, "]}}");
+    int reps = ndim >= 768 ? 40 : 300;
+    double dec[DECODE_BATCHES], sd[DECODE_BATCHES], sink = 0;
+    for (int b = 0; b < DECODE_BATCHES; b++) {
+        uint64_t t0 = s3v_now_ns();
+        for (int i = 0; i < reps; i++) {
+            hd_event e;
+            hd_error err;
+            if (hd_event_decode((const uint8_t *)ev, n, &e, &err) != S3V_OK) die("decode failed");
+            hd_event_free(&e);
+        }
+        dec[b] = (double)(s3v_now_ns() - t0) / 1e3 / reps;
+        t0 = s3v_now_ns();
+        for (int i = 0; i < reps; i++)
+            for (uint32_t j = 0; j < ndim; j++) sink += strtod(nums[j], NULL);
+        sd[b] = (double)(s3v_now_ns() - t0) / 1e3 / reps;
+    }
+    if (sink == 12345.678) fprintf(stderr, "%g\n", sink); /* keeps the loop */
+    *us_decode = pct(dec, DECODE_BATCHES, 0.5);
+    *us_strtod = pct(sd, DECODE_BATCHES, 0.5);
+    *bytes = n;
+    free(ev);
+    free(nums);
+}
+
+static void decode_table(void)
+{
+    static const uint32_t dims[] = {100, 768, 1536};
+    static const char *fmts[] = {"%.9g", "%.17g"};
+    printf("\n3. event decoding in-process (hd_event_decode + free of a direct QueryVectors event; cJSON), "
+           "median of %d batches\n",
+           DECODE_BATCHES);
+    for (size_t f = 0; f < 2; f++)
+        for (size_t d = 0; d < 3; d++) {
+            double de, sd;
+            size_t bytes;
+            decode_cost(dims[d], fmts[f], &de, &sd, &bytes);
+            printf(
+                "   dim %4u, numbers as %-5s (%6zu B): decode %8.1f us (%5.0f ns/number); peer: strtod alone "
+                "on the same numbers %8.1f us; ratio %.2f\n",
+                dims[d], fmts[f], bytes, de, de * 1e3 / dims[d], sd, de / sd);
+        }
+}
+
 /* ---- main ---- */
 
 static void find_source(const char *argv0)
@@ -1122,6 +1194,7 @@ int main(int argc, char **argv)
     printf("     peer: trivial C runtime's runtime_ms, same stub       median %s\n",
            trivial[0] ? (snprintf(t1, sizeof t1, "%.3f ms", pct(s_triv, query_n, 0.5)), t1) : "n/a");
     printf("     ratio overhead / engine query time = %.2f\n", so50 / e50);
+    decode_table();
 
     for (size_t i = 0; i < query_n; i++) free(payloads[i]);
     free(payloads);
