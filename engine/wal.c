@@ -723,7 +723,14 @@ static s3v_status wait_below(wal_writer *w, uint64_t inc, uint64_t lo, uint64_t 
                 put_deadline = deadline < window_end ? deadline : window_end;
                 continue;
             }
-            for (size_t i = 0; i < r.nholes; i++) S3V_TRY(fill_hole(w, inc, r.holes[i], put_deadline, info));
+            for (size_t i = 0; i < r.nholes; i++) {
+                s3v_status rc = fill_hole(w, inc, r.holes[i], put_deadline, info);
+                if (rc == S3V_ERR_TIMEOUT && s3v_now_ns() < deadline) { /* the window closed meanwhile */
+                    s3v_error_clear();
+                    break;
+                }
+                S3V_TRY(rc);
+            }
             continue;
         }
         if (!r.found) return S3V_OK;
