@@ -141,29 +141,24 @@ static inline void dot_f32_x4(const float *q, const float *r0, const float *r1, 
     memcpy(res, s, sizeof s);
 }
 
-static void l2sq_f32_rows_neon(const float *q, const float *rows, size_t n, size_t rows_len, float *out)
-{
-    size_t quarter = rows_len / 4, stride = quarter * n;
-    const float *x = rows;
-    for (size_t r = 0; r < quarter; r++, x += n) {
-        float s[4];
-        l2sq_f32_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
-        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
+/* The scans read four streams (see the file comment): the rows are cut into four equal quarters and row j
+ * of each quarter is scored together by NAME_x4; the rows_len % 4 rows left at the end go alone. */
+#define NEON_ROWS(NAME, QT, RT, OT)                                                               \
+    static void NAME##_rows_neon(const QT *q, const RT *rows, size_t n, size_t rows_len, OT *out) \
+    {                                                                                             \
+        size_t quarter = rows_len / 4, stride = quarter * n;                                      \
+        const RT *x = rows;                                                                       \
+        for (size_t r = 0; r < quarter; r++, x += n) {                                            \
+            OT s[4];                                                                              \
+            NAME##_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);                    \
+            for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];                           \
+        }                                                                                         \
+        for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = NAME##_neon(q, rows + r * n, n); \
     }
-    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_f32_neon(q, rows + r * n, n);
-}
 
-static void dot_f32_rows_neon(const float *q, const float *rows, size_t n, size_t rows_len, float *out)
-{
-    size_t quarter = rows_len / 4, stride = quarter * n;
-    const float *x = rows;
-    for (size_t r = 0; r < quarter; r++, x += n) {
-        float s[4];
-        dot_f32_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
-        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
-    }
-    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_f32_neon(q, rows + r * n, n);
-}
+NEON_ROWS(l2sq_f32, float, float, float)
+
+NEON_ROWS(dot_f32, float, float, float)
 
 /* ---- f16 ---------------------------------------------------------------------------------------- */
 
@@ -276,29 +271,9 @@ static inline void dot_f16_x4(const float *q, const uint16_t *r0, const uint16_t
     memcpy(res, s, sizeof s);
 }
 
-static void l2sq_f16_rows_neon(const float *q, const uint16_t *rows, size_t n, size_t rows_len, float *out)
-{
-    size_t quarter = rows_len / 4, stride = quarter * n;
-    const uint16_t *x = rows;
-    for (size_t r = 0; r < quarter; r++, x += n) {
-        float s[4];
-        l2sq_f16_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
-        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
-    }
-    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_f16_neon(q, rows + r * n, n);
-}
+NEON_ROWS(l2sq_f16, float, uint16_t, float)
 
-static void dot_f16_rows_neon(const float *q, const uint16_t *rows, size_t n, size_t rows_len, float *out)
-{
-    size_t quarter = rows_len / 4, stride = quarter * n;
-    const uint16_t *x = rows;
-    for (size_t r = 0; r < quarter; r++, x += n) {
-        float s[4];
-        dot_f16_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
-        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
-    }
-    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_f16_neon(q, rows + r * n, n);
-}
+NEON_ROWS(dot_f16, float, uint16_t, float)
 
 /* ---- i8 -----------------------------------------------------------------------------------------
  * dot: vmull_s8 gives exact int16 products (|a*b| <= 16384), vpadalq_s16 adds pairs into int32.
@@ -396,29 +371,9 @@ static inline void dot_i8_x4(const int8_t *q, const int8_t *r0, const int8_t *r1
     memcpy(res, s, sizeof s);
 }
 
-static void l2sq_i8_rows_neon(const int8_t *q, const int8_t *rows, size_t n, size_t rows_len, int32_t *out)
-{
-    size_t quarter = rows_len / 4, stride = quarter * n;
-    const int8_t *x = rows;
-    for (size_t r = 0; r < quarter; r++, x += n) {
-        int32_t s[4];
-        l2sq_i8_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
-        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
-    }
-    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = l2sq_i8_neon(q, rows + r * n, n);
-}
+NEON_ROWS(l2sq_i8, int8_t, int8_t, int32_t)
 
-static void dot_i8_rows_neon(const int8_t *q, const int8_t *rows, size_t n, size_t rows_len, int32_t *out)
-{
-    size_t quarter = rows_len / 4, stride = quarter * n;
-    const int8_t *x = rows;
-    for (size_t r = 0; r < quarter; r++, x += n) {
-        int32_t s[4];
-        dot_i8_x4(q, x, x + stride, x + 2 * stride, x + 3 * stride, n, s);
-        for (size_t k = 0; k < 4; k++) out[r + k * quarter] = s[k];
-    }
-    for (size_t r = 4 * quarter; r < rows_len; r++) out[r] = dot_i8_neon(q, rows + r * n, n);
-}
+NEON_ROWS(dot_i8, int8_t, int8_t, int32_t)
 
 /* ---- dot_f32_tile: packed GEMM with an 8 x 12 micro-tile (see avx2.c for the loop structure) ---- */
 
