@@ -541,23 +541,30 @@ static void remove_object(wal_writer *w, const char *key, uint64_t deadline, wal
     if (rc != S3V_OK) s3v_log(S3V_LOG_WARN, "log object %s was not removed: %s", key, s3v_errmsg(rc));
 }
 
-/* The first free slot from `from` on (the log is contiguous), and the first reserved slot on the way
- * (*reserved = *seq when there is none). */
-static s3v_status end_of_log(wal_writer *w, uint64_t inc, uint64_t from, uint64_t deadline, uint64_t *seq,
-                             uint64_t *reserved)
+/* The first free slot from `from` on (the end of the run of taken slots), and the first reserved slot on
+ * the way (*reserved = *end when there is none; reserved may be NULL). */
+static s3v_status log_end(s3v_storage *st, const char *prefix, uint64_t inc, uint64_t from, uint64_t deadline,
+                          uint64_t *end, uint64_t *reserved)
 {
     wal_slot *v = NULL;
     size_t n = 0;
-    S3V_TRY(list_run(w->st, w->prefix, inc, from, 0, 0, deadline, &v, &n));
-    *seq = n ? v[n - 1].seq + 1 : from;
-    *reserved = *seq;
-    for (size_t i = 0; i < n; i++)
-        if (v[i].size == WAL_RESERVATION_SIZE) {
-            *reserved = v[i].seq;
+    S3V_TRY(list_run(st, prefix, inc, from, 0, 0, deadline, &v, &n));
+    *end = n ? v[n - 1].seq + 1 : from;
+    for (size_t i = 0; reserved && i <= n; i++)
+        if (i == n || v[i].size == WAL_RESERVATION_SIZE) {
+            *reserved = i == n ? *end : v[i].seq;
             break;
         }
     free(v);
     return S3V_OK;
+}
+
+/* The manifest's window closes a quarter of the grace period after it was read: no slot may be taken (or
+ * filled) later than that (the grace rule), nor after the caller's deadline. */
+static uint64_t window_deadline(const wal_writer *w, uint64_t deadline)
+{
+    uint64_t window_end = w->m_mono_ns + window_ns(&w->m);
+    return deadline < window_end ? deadline : window_end;
 }
 
 s3v_status wal_writer_prepare(wal_writer *w, uint64_t deadline, const ivf_manifest **out)
@@ -577,9 +584,8 @@ s3v_status wal_writer_prepare(wal_writer *w, uint64_t deadline, const ivf_manife
  * [lo, seq), and past seq the end of the contiguous run (`end`, the first missing slot) and the first
  * reserved slot in (seq, end) (`after`, = end when none). */
 typedef struct rsv_scan {
-    uint64_t lo, seq, first, after, end;
-    int found;
-    uint64_t want;            /* the next slot expected at or above `fill_from` */
+    uint64_t lo, seq, first, after, end; /* first, after: UINT64_MAX while none is found */
+    uint64_t want;                       /* the next slot expected at or above `fill_from` */
     uint64_t fill_from;       /* holes below this are not filled (collected slots, below the start) */
     uint64_t holes[MAX_FILL]; /* missing slots in [fill_from, seq) */
     size_t nholes;
@@ -600,10 +606,7 @@ static int on_rsv(void *arg, const char *key, uint64_t size, int is_prefix)
     if (s < r->fill_from) return 0;
     if (s < r->seq) {
         r->want = s + 1;
-        if (size == WAL_RESERVATION_SIZE && !r->found) {
-            r->first = s;
-            r->found = 1;
-        }
+        if (size == WAL_RESERVATION_SIZE && r->first == UINT64_MAX) r->first = s;
         return 0;
     }
     if (s != r->end) return 1; /* the end of the run */
@@ -642,12 +645,12 @@ static s3v_status break_if_stale(wal_writer *w, uint64_t inc, uint64_t s, uint64
     if (waited_ms < w->rsv_base_ms) return S3V_OK;
     char key[WAL_KEY_MAX];
     S3V_TRY(wal_object_key(w->prefix, inc, s, key, sizeof key));
-    s3v_buf b;
-    s3v_buf_init(&b, WAL_MAX_OBJECT_SIZE);
+    s3v_buf b; /* a reservation or nothing: a larger object (stopped at its size) is written */
+    s3v_buf_init(&b, WAL_RESERVATION_SIZE);
     s3v_obj_info oi;
     info->requests++;
     s3v_status rc = s3v_storage_get(w->st, key, deadline, &b, &oi);
-    if (rc == S3V_ERR_NOT_FOUND) { /* collected: it was folded, so written */
+    if (rc == S3V_ERR_NOT_FOUND || rc == S3V_ERR_TOO_LARGE) { /* collected (so folded), or written */
         s3v_error_clear();
         s3v_buf_free(&b);
         *done = 1;
@@ -706,7 +709,8 @@ static s3v_status wait_below(wal_writer *w, uint64_t inc, uint64_t lo, uint64_t 
     uint64_t pause_us = WAIT_FIRST_US, watched = UINT64_MAX, since = 0;
     for (;;) {
         if (lo) S3V_TRY(wal_object_key(w->prefix, inc, lo - 1, after_key, sizeof after_key));
-        rsv_scan r = {lo, seq, 0, UINT64_MAX, seq, 0, fill_from > lo ? fill_from : lo, fill_from, {0}, 0};
+        rsv_scan r = {lo,        seq, UINT64_MAX, UINT64_MAX, seq, fill_from > lo ? fill_from : lo,
+                      fill_from, {0}, 0};
         s3v_list_req req = {folder, NULL, lo ? after_key : NULL, 0};
         info->requests++;
         info->waits++;
@@ -719,8 +723,7 @@ static s3v_status wait_below(wal_writer *w, uint64_t inc, uint64_t lo, uint64_t 
                 S3V_TRY(read_manifest(w, deadline, info));
                 if (w->m.incarnation != inc) return S3V_OK; /* the acknowledging read will refuse it */
                 fill_from = w->m.wal_start;
-                uint64_t window_end = w->m_mono_ns + window_ns(&w->m);
-                put_deadline = deadline < window_end ? deadline : window_end;
+                put_deadline = window_deadline(w, deadline);
                 continue;
             }
             for (size_t i = 0; i < r.nholes; i++) {
@@ -733,7 +736,7 @@ static s3v_status wait_below(wal_writer *w, uint64_t inc, uint64_t lo, uint64_t 
             }
             continue;
         }
-        if (!r.found) return S3V_OK;
+        if (r.first == UINT64_MAX) return S3V_OK;
         lo = r.first;
         uint64_t now = s3v_now_ns();
         if (lo != watched) { /* a new one to watch: the earlier ones were written */
@@ -794,9 +797,9 @@ static s3v_status take_slot(wal_writer *w, const wal_batch *b, uint64_t inc, uin
         /* A conflict at a position this writer remembered means the log moved on: one listing finds its
          * end. A conflict at the end just listed is a race with other writers: they spread out. */
         if (!listed || ++since_list % JUMP_AFTER == 0) {
-            uint64_t end, reserved;
+            uint64_t end;
             info->requests++;
-            S3V_TRY(end_of_log(w, inc, *seq + 1, put_deadline, &end, &reserved));
+            S3V_TRY(log_end(w->st, w->prefix, inc, *seq + 1, put_deadline, &end, NULL));
             *seq = end + (listed ? pick_offset(w) : 0);
             listed = 1;
         } else {
@@ -845,10 +848,9 @@ s3v_status wal_writer_append(wal_writer *w, const wal_batch *b, uint64_t deadlin
         if (lo > seq) lo = seq;
         if (w->hint <= w->m.wal_start) { /* no position of our own: one listing finds the end of the log */
             info->requests++;
-            S3V_TRY(end_of_log(w, inc, w->m.wal_start, deadline, &seq, &lo));
+            S3V_TRY(log_end(w->st, w->prefix, inc, w->m.wal_start, deadline, &seq, &lo));
         }
-        uint64_t window_end = w->m_mono_ns + window_ns(&w->m);
-        uint64_t put_deadline = deadline < window_end ? deadline : window_end;
+        uint64_t put_deadline = window_deadline(w, deadline);
         int reserve = w->contended > 0;
         if (reserve) seq += pick_offset(w);
         s3v_status rc = take_slot(w, b, inc, &seq, &lo, &reserve, put_deadline, info);
@@ -910,13 +912,9 @@ s3v_status wal_append_drop(s3v_storage *st, const char *prefix, uint64_t incarna
         uint64_t first = 0, from = 0;
         int any = 0;
         rc = first_slot(st, folder, deadline, &first, &any);
-        wal_slot *v = NULL;
-        size_t n = 0;
-        if (rc == S3V_OK && any) rc = list_run(st, prefix, incarnation, first, 0, 0, deadline, &v, &n);
+        if (rc == S3V_OK && any) rc = log_end(st, prefix, incarnation, first, deadline, &from, NULL);
         if (rc != S3V_OK) break;
-        from = n ? v[n - 1].seq + 1 : first;
         if (from < start) from = start; /* readers look from the start on */
-        free(v);
         s3v_buf_reset(&obj);
         rc = wal_object_encode(&b, incarnation, from, &obj);
         if (rc == S3V_OK) rc = wal_object_key(prefix, incarnation, from, key, sizeof key);
