@@ -399,21 +399,30 @@ static const char TRIVIAL_C[] =
     "%s\\r\\nContent-Type: application/json\\r\\nContent-Length: 2\\r\\n\\r\\n{}\", rid, api);\n"
     "    if (write(fd, q, (size_t)n) != n || resp(fd, NULL)) return 1; } }\n";
 
+/* Writes `source` to <tmpdir>/<name>.c and runs `cmd` (which compiles it into `exe`); `exe` is emptied
+ * (the peer is left out) when that fails. */
+static void build_helper(const char *name, const char *source, const char *cmd, char *exe, const char *what)
+{
+    char src[PATH_MAX];
+    snprintf(src, sizeof src, "%s/%s.c", tmpdir, name);
+    FILE *f = fopen(src, "w");
+    if (!f) die("cannot write a helper's source");
+    fputs(source, f);
+    fclose(f);
+    if (system(cmd) != 0 || !exists(exe)) {
+        fprintf(stderr, "bench_runtime: could not build %s: left out\n", what);
+        exe[0] = 0;
+    }
+}
+
 static void build_trivial(void)
 {
-    char src[PATH_MAX], cmd[4 * PATH_MAX + 128];
-    snprintf(src, sizeof src, "%s/trivial.c", tmpdir);
+    char cmd[4 * PATH_MAX + 128];
     snprintf(trivial, sizeof trivial, "%s/trivial", tmpdir);
-    FILE *f = fopen(src, "w");
-    if (!f) die("cannot write trivial.c");
-    fputs(TRIVIAL_C, f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "cc -O2 -static -o '%s' '%s' 2>/dev/null || cc -O2 -o '%s' '%s' 2>/dev/null",
-             trivial, src, trivial, src);
-    if (system(cmd) != 0 || !exists(trivial)) {
-        fprintf(stderr, "bench_runtime: no C compiler: the trivial C runtime is left out\n");
-        trivial[0] = 0;
-    }
+    snprintf(cmd, sizeof cmd,
+             "cc -O2 -static -o '%s' '%s/trivial.c' 2>/dev/null || cc -O2 -o '%s' '%s/trivial.c' 2>/dev/null",
+             trivial, tmpdir, trivial, tmpdir);
+    build_helper("trivial", TRIVIAL_C, cmd, trivial, "the trivial C runtime (no C compiler?)");
 }
 
 /* The zero-work runtime on our own Runtime API client: bootstrap/runtime.c (libcurl) around a loop that
@@ -431,21 +440,13 @@ static const char CURL_RT_C[] =
 
 static void build_curl_rt(void)
 {
-    char src[PATH_MAX], cmd[6 * PATH_MAX + 256];
-    snprintf(src, sizeof src, "%s/curl_rt.c", tmpdir);
+    char cmd[6 * PATH_MAX + 256];
     snprintf(curl_rt, sizeof curl_rt, "%s/curl_rt", tmpdir);
-    FILE *f = fopen(src, "w");
-    if (!f) die("cannot write curl_rt.c");
-    fputs(CURL_RT_C, f);
-    fclose(f);
     snprintf(cmd, sizeof cmd,
-             "cc -O2 -I'%s' -o '%s' '%s' '%s/bootstrap/runtime.c' '%s/common/libs3v_common.a' "
+             "cc -O2 -I'%s' -o '%s' '%s/curl_rt.c' '%s/bootstrap/runtime.c' '%s/common/libs3v_common.a' "
              "$(pkg-config --cflags --libs libcurl libcjson 2>/dev/null || echo -lcurl -lcjson) 2>/dev/null",
-             source_dir, curl_rt, src, source_dir, build_dir);
-    if (system(cmd) != 0 || !exists(curl_rt)) {
-        fprintf(stderr, "bench_runtime: could not build the libcurl zero-work runtime: left out\n");
-        curl_rt[0] = 0;
-    }
+             source_dir, curl_rt, tmpdir, source_dir, build_dir);
+    build_helper("curl_rt", CURL_RT_C, cmd, curl_rt, "the libcurl zero-work runtime");
 }
 
 /* ---- a minimal Runtime API in C: one listening socket, one runtime, blocking I/O ---- */
