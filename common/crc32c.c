@@ -85,50 +85,40 @@ static inline uint32_t shift_apply(const uint32_t s[4][256], uint32_t crc)
 
 /* ---- hardware ------------------------------------------------------------------------------------ */
 
+/* Three chains over three consecutive lanes of LANE bytes, joined with SHIFT (the tables for LANE zero
+ * bytes), for as long as 3 x LANE bytes remain. Part of CRC32C_LANES. */
+#define CRC32C_THREE_LANES(STEP64, LANE, SHIFT)               \
+    while (n >= 3 * (LANE)) {                                 \
+        uint64_t c1 = 0, c2 = 0;                              \
+        for (size_t i = 0; i < (LANE); i += 8) {              \
+            uint64_t v0, v1, v2;                              \
+            memcpy(&v0, p + i, 8);                            \
+            memcpy(&v1, p + (LANE) + i, 8);                   \
+            memcpy(&v2, p + 2 * (LANE) + i, 8);               \
+            c0 = STEP64(c0, v0);                              \
+            c1 = STEP64(c1, v1);                              \
+            c2 = STEP64(c2, v2);                              \
+        }                                                     \
+        c0 = shift_apply(SHIFT, (uint32_t)c0) ^ (uint32_t)c1; \
+        c0 = shift_apply(SHIFT, (uint32_t)c0) ^ (uint32_t)c2; \
+        p += 3 * (LANE);                                      \
+        n -= 3 * (LANE);                                      \
+    }
+
 /* The body of both hardware paths: STEP64(c, v) and STEP8(c, b) advance a raw register. */
-#define CRC32C_LANES(STEP64, STEP8)                                 \
-    uint64_t c0 = ~crc;                                             \
-    while (n >= 3 * LANE_LONG) {                                    \
-        uint64_t c1 = 0, c2 = 0;                                    \
-        for (size_t i = 0; i < LANE_LONG; i += 8) {                 \
-            uint64_t v0, v1, v2;                                    \
-            memcpy(&v0, p + i, 8);                                  \
-            memcpy(&v1, p + LANE_LONG + i, 8);                      \
-            memcpy(&v2, p + 2 * LANE_LONG + i, 8);                  \
-            c0 = STEP64(c0, v0);                                    \
-            c1 = STEP64(c1, v1);                                    \
-            c2 = STEP64(c2, v2);                                    \
-        }                                                           \
-        c0 = shift_apply(shift_long, (uint32_t)c0) ^ (uint32_t)c1;  \
-        c0 = shift_apply(shift_long, (uint32_t)c0) ^ (uint32_t)c2;  \
-        p += 3 * LANE_LONG;                                         \
-        n -= 3 * LANE_LONG;                                         \
-    }                                                               \
-    while (n >= 3 * LANE_SHORT) {                                   \
-        uint64_t c1 = 0, c2 = 0;                                    \
-        for (size_t i = 0; i < LANE_SHORT; i += 8) {                \
-            uint64_t v0, v1, v2;                                    \
-            memcpy(&v0, p + i, 8);                                  \
-            memcpy(&v1, p + LANE_SHORT + i, 8);                     \
-            memcpy(&v2, p + 2 * LANE_SHORT + i, 8);                 \
-            c0 = STEP64(c0, v0);                                    \
-            c1 = STEP64(c1, v1);                                    \
-            c2 = STEP64(c2, v2);                                    \
-        }                                                           \
-        c0 = shift_apply(shift_short, (uint32_t)c0) ^ (uint32_t)c1; \
-        c0 = shift_apply(shift_short, (uint32_t)c0) ^ (uint32_t)c2; \
-        p += 3 * LANE_SHORT;                                        \
-        n -= 3 * LANE_SHORT;                                        \
-    }                                                               \
-    while (n >= 8) {                                                \
-        uint64_t v;                                                 \
-        memcpy(&v, p, 8);                                           \
-        c0 = STEP64(c0, v);                                         \
-        p += 8;                                                     \
-        n -= 8;                                                     \
-    }                                                               \
-    uint32_t c32 = (uint32_t)c0;                                    \
-    while (n--) c32 = STEP8(c32, *p++);                             \
+#define CRC32C_LANES(STEP64, STEP8)                     \
+    uint64_t c0 = ~crc;                                 \
+    CRC32C_THREE_LANES(STEP64, LANE_LONG, shift_long)   \
+    CRC32C_THREE_LANES(STEP64, LANE_SHORT, shift_short) \
+    while (n >= 8) {                                    \
+        uint64_t v;                                     \
+        memcpy(&v, p, 8);                               \
+        c0 = STEP64(c0, v);                             \
+        p += 8;                                         \
+        n -= 8;                                         \
+    }                                                   \
+    uint32_t c32 = (uint32_t)c0;                        \
+    while (n--) c32 = STEP8(c32, *p++);                 \
     return ~c32;
 
 #if defined(__x86_64__)
